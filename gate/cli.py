@@ -1,0 +1,99 @@
+"""The `model-gate` command line.
+
+Subcommands live in gate/commands/, one module each, and are imported only
+when invoked, so `model-gate --help` never imports mlflow, torch or
+transformers. This is the only module that turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from gate import __version__
+from gate.errors import ExitCode, GateError
+
+# command name -> (module under gate.commands, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "check": ("check", "check", "Run the whole gate on a model and promote it if it passes."),
+    "policy": ("policy", "policy", "Validate a policy file or print its JSON Schema."),
+    "register": ("register", "register", "Register a model version and wait until it is READY."),
+    "resolve": ("resolve", "resolve", "Show the exact registry version a model URI points to."),
+    "rollback": ("rollback", "rollback", "Move the alias back to the previous champion."),
+    "sign": ("signing", "sign", "Sign a model folder (OpenSSF Model Signing) or a file (detached)."),
+    "verify": ("signing", "verify", "Verify a model's signature."),
+    "keygen": ("signing", "keygen", "Write a new EC signing key pair."),
+    "scan": ("scan", "scan", "Detect weight formats, validate safetensors, scan pickles."),
+    "convert": ("convert", "convert", "Convert pickle checkpoints to safetensors."),
+    "upload": ("storage", "upload", "Upload a model folder to s3://BUCKET/PREFIX/NAME/VERSION/."),
+    "download": ("storage", "download", "Download and verify a model version from S3."),
+    "presign": ("storage", "presign", "Print a presigned GET URL for a model file in S3."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attr, _ = COMMANDS[name]
+        module = importlib.import_module(f"gate.commands.{module_name}")
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help text comes from the table above, so listing commands imports nothing.
+        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="model-gate")
+@click.option("-v", "--verbose", count=True, help="More logging; -vv also shows tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """Decide whether a machine-learning model may be promoted.
+
+    Exit codes: 0 passed, 1 rejected by the gate, 2 usage or policy error,
+    3 infrastructure error (registry, storage or network).
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("gate").setLevel(logging.INFO if verbose == 0 else level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (tests call this in-process)."""
+    verbose = argv is not None and any(a in ("-vv", "-vvv") for a in argv) or "-vv" in sys.argv
+    try:
+        result = cli.main(args=argv, prog_name="model-gate", standalone_mode=False)
+    except GateError as error:
+        if verbose:
+            raise
+        click.echo(f"model-gate: error: {error}", err=True)
+        return int(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("model-gate: aborted", err=True)
+        return int(ExitCode.USAGE)
+    except click.ClickException as error:
+        error.show()
+        return int(ExitCode.USAGE)
+    except click.exceptions.Exit as exit_:
+        return int(exit_.exit_code)
+    except KeyboardInterrupt:
+        click.echo("model-gate: interrupted", err=True)
+        return 130
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Weight-file formats: detection by content, safetensors validation, pickle scanning, conversion."""

@@ -1,0 +1,1 @@
+"""Model signing and verification (OpenSSF Model Signing bundles, detached RSA-PSS signatures)."""

@@ -1,0 +1,1 @@
+"""S3 artifact storage: versioned layout, verified parallel transfers, presigned URLs."""
