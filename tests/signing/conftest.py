@@ -129,7 +129,7 @@ def ms_cli():
     return model_signing_cli
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reference() -> Path:
     return REFERENCE
 
