@@ -1,0 +1,49 @@
+"""`model-gate check`: the whole gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gate.report import RENDERERS
+
+
+@click.command("check")
+@click.option("--policy", "policy_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              envvar="MODEL_GATE_POLICY", help="The gate policy (YAML).")
+@click.option("--model-uri", required=True, envvar="MODEL_GATE_MODEL_URI",
+              help="models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest, runs:/..., s3://..., or a folder.")
+@click.option("--dry-run", is_flag=True, help="Run every check but write nothing to the registry.")
+@click.option("--report-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write report.json, report.md and report.junit.xml here.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", show_envvar=True,
+              help="MLflow tracking server (overrides registry.tracking_uri in the policy).")
+@click.option("--register-as", metavar="NAME",
+              help="For a folder, runs:/ or s3:// model: register it under NAME when it passes, then promote it.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown", "junit"]), default="text",
+              show_default=True, help="What to print on standard output.")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
+              help="Keep downloads here (default: a temporary folder, removed afterwards).")
+def check(policy_path: Path, model_uri: str, dry_run: bool, report_dir: Path | None, tracking_uri: str | None,
+          register_as: str | None, output_format: str, workdir: Path | None) -> int:
+    """Run the whole gate on MODEL_URI and promote it if every check passes.
+
+    Exit codes: 0 passed (promoted, or would be in a dry run), 1 rejected,
+    2 usage or policy error, 3 registry, storage or network error.
+    """
+    from gate.pipeline import GateOptions, run_gate
+    from gate.report import write_reports
+
+    options = GateOptions(policy_path=policy_path, model_uri=model_uri, dry_run=dry_run,
+                          tracking_uri=tracking_uri or None, register_as=register_as, workdir=workdir,
+                          keep_workdir=workdir is not None)
+    run = run_gate(options, progress=lambda line: click.echo(f"model-gate: {line}", err=True))
+    report = run.report()
+    if report_dir is not None:
+        written = write_reports(report, report_dir)
+        click.echo(f"model-gate: reports written to {', '.join(str(p) for p in written.values())}", err=True)
+    click.echo(RENDERERS[output_format](report), nl=False)
+    if run.error is not None:
+        click.echo(f"model-gate: error: {run.error}", err=True)
+    return int(run.exit_code)

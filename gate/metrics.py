@@ -1,0 +1,112 @@
+"""Evaluation metrics from a model's real predictions (pure: arrays in, numbers out).
+
+scikit-learn computes every metric; this module only shapes the inputs and
+says, per metric, why it could not be computed (a missing metric fails).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class MetricResult:
+    values: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # metric -> why it is missing
+
+
+def _flatten_predictions(predictions: Any, rows: int) -> Any:
+    import numpy as np
+
+    array = predictions.to_numpy() if hasattr(predictions, "to_numpy") else np.asarray(predictions)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"the model returned predictions of shape {list(array.shape)}; "
+                         "evaluation needs one prediction per row")
+    if len(array) != rows:
+        raise ValueError(f"the model returned {len(array)} predictions for {rows} rows")
+    return array
+
+
+def compute_metrics(
+    *,
+    task: str,
+    metrics: list[str],
+    y_true: Any,
+    predictions: Any,
+    probabilities: Any = None,
+    classes: list[Any] | None = None,
+    proba_error: str | None = None,
+    average: str = "macro",
+    pos_label: Any = None,
+    single_row_ms: list[float] | None = None,
+) -> MetricResult:
+    import numpy as np
+    from sklearn import metrics as sk
+
+    result = MetricResult()
+    y = np.asarray(y_true)
+    try:
+        y_pred = _flatten_predictions(predictions, len(y))
+    except ValueError as error:
+        for name in metrics:
+            if not name.startswith("latency"):
+                result.errors[name] = str(error)
+        y_pred = None
+    if y_pred is not None and task == "classification" and y_pred.dtype.kind != y.dtype.kind:
+        # A model may answer "1" for label 1 (e.g. via a JSON or string column); compare as text then.
+        y, y_pred = y.astype(str), y_pred.astype(str)
+    binary_kwargs: dict[str, Any] = {"average": average, "zero_division": 0}
+    if average == "binary" and pos_label is not None:
+        binary_kwargs["pos_label"] = pos_label
+
+    def proba_for(name: str) -> Any:
+        if probabilities is None:
+            raise ValueError(proba_error or f"{name} needs class probabilities, which the model did not return")
+        proba = np.asarray(probabilities, dtype=float)
+        if proba.shape[0] != len(y):
+            raise ValueError(f"the model returned {proba.shape[0]} probability rows for {len(y)} rows")
+        return proba
+
+    for name in metrics:
+        try:
+            if name in ("latency_p50_ms", "latency_p95_ms"):
+                if not single_row_ms:
+                    raise ValueError("no single-row timings were recorded")
+                q = 50 if name == "latency_p50_ms" else 95
+                value = float(np.percentile(np.asarray(single_row_ms), q))
+            elif y_pred is None:
+                continue
+            elif name == "accuracy":
+                value = sk.accuracy_score(y, y_pred)
+            elif name == "precision":
+                value = sk.precision_score(y, y_pred, **binary_kwargs)
+            elif name == "recall":
+                value = sk.recall_score(y, y_pred, **binary_kwargs)
+            elif name == "f1":
+                value = sk.f1_score(y, y_pred, **binary_kwargs)
+            elif name == "roc_auc":
+                proba = proba_for(name)
+                if proba.shape[1] == 2:
+                    positive = 1 if pos_label is None or classes is None else list(classes).index(pos_label)
+                    value = sk.roc_auc_score(y_true, proba[:, positive])
+                else:
+                    avg = average if average in ("macro", "weighted") else "macro"
+                    value = sk.roc_auc_score(y_true, proba, multi_class="ovr", average=avg, labels=classes)
+            elif name == "log_loss":
+                value = sk.log_loss(y_true, proba_for(name), labels=classes)
+            elif name == "mae":
+                value = sk.mean_absolute_error(y, y_pred.astype(float))
+            elif name == "rmse":
+                value = math.sqrt(sk.mean_squared_error(y, y_pred.astype(float)))
+            elif name == "r2":
+                value = sk.r2_score(y, y_pred.astype(float))
+            else:
+                raise ValueError(f"unknown metric {name}")
+            result.values[name] = float(value)
+        except (ValueError, TypeError, IndexError) as error:
+            result.errors[name] = str(error).splitlines()[0][:300]
+    return result

@@ -1,0 +1,400 @@
+"""The gate, stage by stage: resolve -> download once -> integrity -> formats -> load/smoke/evaluate
+-> thresholds -> promotion + audit tags -> report.
+
+Orchestration only: every stage's logic lives in its own module. Nothing is
+written to the registry unless every blocking check passed (audit tags of a
+rejection excepted) and this is not a dry run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from gate.errors import ExitCode, GateError, UsageError
+from gate.policy import LoadedPolicy, load_policy
+from gate.registry import ModelVersionInfo, Registry
+from gate.results import CheckResult, Status
+from gate.thresholds import Baseline, evaluate_threshold
+from gate.uris import LocalFolder, LoggedModel, ObjectStore, RunArtifact, is_registry_ref, parse_model_uri, redact_uri
+
+log = logging.getLogger("gate")
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    policy_path: Path
+    model_uri: str
+    dry_run: bool = False
+    tracking_uri: str | None = None
+    register_as: str | None = None  # register a non-registry model (folder, s3, run) when it passes
+    workdir: Path | None = None  # where downloads go; a temp folder by default
+    keep_workdir: bool = False
+
+
+@dataclass
+class GateRun:
+    """What a run found; the report and the exit code are computed from it."""
+
+    options: GateOptions
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    loaded: LoadedPolicy | None = None
+    tracking_uri: str | None = None
+    candidate: ModelVersionInfo | None = None
+    checks: list[CheckResult] = field(default_factory=list)
+    decision: str = "error"
+    previous_version: str | None = None
+    promotion: dict[str, Any] = field(default_factory=dict)
+    error: GateError | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def blocked(self) -> bool:
+        return any(c.blocking for c in self.checks)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.error is not None:
+            return self.error.exit_code
+        return ExitCode.REJECTED if self.decision == "rejected" else ExitCode.PASSED
+
+    def report(self) -> dict[str, Any]:
+        model: dict[str, Any] = {"uri": self.options.model_uri}
+        if self.candidate is not None:
+            model.update(name=self.candidate.name, version=self.candidate.version,
+                         source=redact_uri(self.candidate.source), run_id=self.candidate.run_id)
+        return {
+            "decision": self.decision,
+            "exit_code": int(self.exit_code),
+            "dry_run": self.options.dry_run,
+            "model": model,
+            "previous_version": self.previous_version,
+            "promotion": self.promotion,
+            "policy": {"path": str(self.options.policy_path),
+                       "sha256": self.loaded.sha256 if self.loaded else ""},
+            "tracking_uri": redact_uri(self.tracking_uri),
+            "checks": [c.to_dict() for c in self.checks],
+            "error": str(self.error) if self.error else None,
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "duration_s": round(self.duration_s, 3),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+def run_gate(options: GateOptions, progress: Callable[[str], None] = lambda _: None) -> GateRun:
+    """Run the gate. A policy error raises before anything else; later errors are recorded in the run."""
+    run = GateRun(options=options)
+    started = time.perf_counter()
+    run.loaded = load_policy(options.policy_path)
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="model-gate-"))
+    try:
+        _Stages(run, workdir, progress).execute()
+    except GateError as error:
+        run.error = error
+        run.decision = "error" if error.exit_code != ExitCode.REJECTED else "rejected"
+        if error.exit_code == ExitCode.REJECTED:
+            run.checks.append(CheckResult("resolve", "resolve", Status.FAILED, str(error)))
+    finally:
+        run.duration_s = time.perf_counter() - started
+        if not options.keep_workdir and options.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return run
+
+
+class _Stages:
+    def __init__(self, run: GateRun, workdir: Path, progress: Callable[[str], None]) -> None:
+        self.run = run
+        self.workdir = workdir
+        self.progress = progress
+        self.loaded: LoadedPolicy = run.loaded  # type: ignore[assignment]
+        self.policy = self.loaded.policy
+        self._registry: Registry | None = None
+        self.digests: dict[str, str] | None = None
+
+    # --------------------------------------------------------------- helpers
+
+    def registry(self) -> Registry:
+        if self._registry is None:
+            uri = self.run.options.tracking_uri or self.policy.registry.tracking_uri
+            self._registry = Registry(uri, self.policy.registry.registry_uri)
+            self.run.tracking_uri = self._registry.tracking_uri
+            self.progress(f"tracking URI: {self._registry.display_uri}")
+        return self._registry
+
+    def timed(self, name: str, fn: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.run.timings[name] = self.run.timings.get(name, 0.0) + time.perf_counter() - started
+
+    def add(self, checks: list[CheckResult]) -> bool:
+        """Record checks; True when the gate may go on."""
+        self.run.checks.extend(checks)
+        return not any(c.blocking for c in checks)
+
+    # --------------------------------------------------------------- stages
+
+    def execute(self) -> None:
+        options = self.run.options
+        ref = parse_model_uri(options.model_uri)
+        model_dir = self.timed("resolve_download", lambda: self.resolve_and_download(ref))
+        if not self.pre_load_checks(model_dir, self.digests):
+            return self.finish(rejected=True)
+        target = self.timed("baseline_lookup", self.promotion_target)
+        baseline_info = self.timed("baseline_lookup", lambda: self.baseline_version(target))
+        candidate_run = self.timed("candidate", lambda: self.evaluate("candidate", model_dir))
+        if candidate_run.failed:
+            return self.finish(rejected=True)
+        baseline_metrics, baseline = self.timed("baseline", lambda: self.evaluate_baseline(baseline_info, candidate_run))
+        self.thresholds(candidate_run, baseline_metrics, baseline)
+        if self.run.blocked:
+            return self.finish(rejected=True)
+        if options.dry_run:
+            self.run.decision = "dry-run-passed"
+            return self.finish(rejected=False)
+        if self.run.candidate is None and options.register_as:
+            self.run.candidate = self.register_candidate(ref, model_dir)
+            target = self.promotion_target()
+        if self.run.candidate is None or target is None:
+            self.run.decision = "passed"
+            return self.finish(rejected=False)
+        self.promote(target)
+
+    def resolve_and_download(self, ref: Any) -> Path:
+        dest = self.workdir / "candidate"
+        if is_registry_ref(ref):
+            registry = self.registry()
+            info = registry.resolve(ref)
+            self.progress(f"resolved {self.run.options.model_uri} -> {info.uri} ({info.status})")
+            info = registry.wait_ready(info, self.policy.registry.ready_timeout_s, self.policy.registry.poll_interval_s)
+            self.run.candidate = info
+            self.run.checks.append(CheckResult("resolve", "resolve", Status.PASSED,
+                                               f"{self.run.options.model_uri} is {info.uri} ({info.status})",
+                                               value=info.version))
+            return registry.download(info, dest)
+        if isinstance(ref, LocalFolder):
+            path = ref.path.resolve()
+            if not path.exists():
+                raise UsageError(f"model folder {ref.path} does not exist")
+            if not path.is_dir():
+                raise UsageError(f"model path {ref.path} is not a folder")
+            self.run.checks.append(CheckResult("resolve", "resolve", Status.PASSED, f"local folder {path}"))
+            return path
+        if isinstance(ref, ObjectStore):
+            from gate.storage.fetch import download_model
+
+            result = download_model(ref.uri, dest)
+            self.digests = dict(result.digests)
+            self.run.checks.append(CheckResult("resolve", "resolve", Status.PASSED,
+                                               f"downloaded {ref.uri} ({len(result.digests)} files)"))
+            return Path(result.path)
+        if isinstance(ref, RunArtifact):
+            path = self.registry().download_run_artifact(ref, dest)
+            self.run.checks.append(CheckResult("resolve", "resolve", Status.PASSED,
+                                               f"downloaded run artifact {self.run.options.model_uri}"))
+            return path
+        if isinstance(ref, LoggedModel):
+            raise UsageError(f"{self.run.options.model_uri} is a logged model, not a registry version: register it "
+                             "first with `model-gate register --name NAME --source " + self.run.options.model_uri + "`")
+        raise UsageError(f"unsupported model URI {self.run.options.model_uri}")
+
+    def pre_load_checks(self, model_dir: Path, digests: dict[str, str] | None, prefix: str = "") -> bool:
+        """Signature, then weight formats: before a single byte of model code runs."""
+        from gate.formats.gate_check import check_formats
+        from gate.signing.gate_check import check_integrity
+
+        integrity = self.timed(f"{prefix}integrity", lambda: check_integrity(
+            self.policy.integrity, model_dir, base_dir=self.loaded.path.parent, precomputed_digests=digests))
+        integrity = [_prefixed(c, prefix) for c in integrity]
+        if not self.add(integrity):
+            return False
+        signed = frozenset()
+        for check in integrity:
+            if check.status == Status.PASSED and check.details.get("verified"):
+                signed = frozenset(check.details.get("files") or [])
+        formats = self.timed(f"{prefix}formats", lambda: check_formats(self.policy.formats, model_dir,
+                                                                       signed_files=signed))
+        return self.add([_prefixed(c, prefix) for c in formats])
+
+    def promotion_target(self) -> Any:
+        from gate.promotion import current_target
+
+        name = self.run.candidate.name if self.run.candidate else self.run.options.register_as
+        if name is None:
+            return None
+        target = current_target(self.registry(), self.policy.promotion, name)
+        self.run.previous_version = target.holder
+        return target
+
+    def baseline_version(self, target: Any) -> ModelVersionInfo | None:
+        evaluation = self.policy.evaluation
+        needs_baseline = any(t.compares_baseline for t in self.policy.thresholds.values())
+        if not needs_baseline or (evaluation is not None and not evaluation.baseline.enabled):
+            return None
+        name = self.run.candidate.name if self.run.candidate else self.run.options.register_as
+        if name is None:
+            return None
+        spec = evaluation.baseline if evaluation is not None else None
+        registry = self.registry()
+        if spec is not None and spec.version is not None:
+            return registry.get_version(name, str(spec.version))
+        if spec is not None and spec.alias is not None:
+            version = registry.alias_holder(name, spec.alias)
+            return registry.get_version(name, version) if version else None
+        if target is None or target.holder is None:
+            return None
+        return registry.get_version(target.model_name, target.holder)
+
+    def evaluate(self, label: str, model_dir: Path, smoke: bool = True) -> Any:
+        from gate.evaluate import prepare_evaluation, run_model
+
+        evaluation = self.policy.evaluation
+        metric_names = self.metric_names()
+        if getattr(self, "_evaluation_data", None) is None and evaluation is not None:
+            self._evaluation_data = prepare_evaluation(evaluation, self.loaded.resolve_path(evaluation.dataset),
+                                                       self.workdir)
+        if not (model_dir / "MLmodel").is_file():
+            result = _EmptyRun(label)
+            if self.policy.smoke or evaluation:
+                prefix = "" if label == "candidate" else f"{label}."
+                result.checks.append(CheckResult(
+                    f"{prefix}load", "load", Status.FAILED,
+                    f"{model_dir.name}: not an MLflow model (no MLmodel file), so it cannot be loaded for smoke "
+                    "tests or evaluation"))
+        else:
+            result = run_model(label=label, model_dir=model_dir, workdir=self.workdir,
+                               load_timeout_s=self.policy.load.timeout_s,
+                               smoke=self.policy.smoke if smoke else None, resolve_path=self.loaded.resolve_path,
+                               evaluation=evaluation, evaluation_data=getattr(self, "_evaluation_data", None),
+                               metrics=metric_names)
+            self.run.timings[f"{label}_load"] = result.load_s
+            self.run.timings[f"{label}_predict"] = result.predict_s
+        if label == "candidate":
+            self.add(result.checks)
+        else:
+            # A broken baseline must not block a good candidate: its problems become warnings.
+            self.add([replace(c, status=Status.WARNED) if c.blocking else c for c in result.checks])
+        return result
+
+    def metric_names(self) -> list[str]:
+        evaluation = self.policy.evaluation
+        if evaluation is None:
+            return []
+        extra = [n for n, t in self.policy.thresholds.items() if t.source == "evaluation"]
+        return evaluation.selected_metrics(extra)
+
+    def evaluate_baseline(self, info: ModelVersionInfo | None, candidate_run: Any) -> tuple[dict, Baseline]:
+        if info is None:
+            return {}, Baseline(version=None, missing_reason="no current champion to compare with")
+        candidate = self.run.candidate
+        same = candidate is not None and (candidate.name, candidate.version) == (info.name, info.version)
+        if same:
+            self.add([CheckResult("baseline", "evaluation", Status.WARNED,
+                                  f"candidate and baseline are the same version ({info.uri}); "
+                                  "improvement thresholds cannot pass", value=info.version)])
+            metrics = dict(candidate_run.metrics.values) if candidate_run.metrics else {}
+            metrics.update(self.run_metrics(info))
+            return metrics, Baseline(version=info.version, same_as_candidate=True)
+        metrics: dict[str, float] = dict(self.run_metrics(info))
+        if self.policy.evaluation is not None:
+            dest = self.workdir / "baseline-model"
+            model_dir = self.registry().download(info, dest)
+            self.progress(f"baseline: {info.uri}")
+            if self.pre_load_checks(model_dir, None, prefix="baseline."):
+                result = self.evaluate("baseline", model_dir, smoke=False)
+                if result.metrics is not None:
+                    metrics.update(result.metrics.values)
+            else:
+                self.run.checks[:] = [replace(c, status=Status.WARNED) if c.name.startswith("baseline.") and c.blocking
+                                      else c for c in self.run.checks]
+        self.add([CheckResult("baseline", "evaluation", Status.PASSED, f"baseline is {info.uri}", value=info.version)])
+        return metrics, Baseline(version=info.version)
+
+    def run_metrics(self, info: ModelVersionInfo) -> dict[str, float]:
+        if not any(t.source == "run" for t in self.policy.thresholds.values()) or not info.run_id:
+            return {}
+        return {f"run:{k}": v for k, v in self.registry().run_metrics(info.run_id).items()}
+
+    def thresholds(self, candidate_run: Any, baseline_metrics: dict[str, float], baseline: Baseline) -> None:
+        candidate_metrics = dict(candidate_run.metrics.values) if candidate_run.metrics else {}
+        errors = dict(candidate_run.metrics.errors) if candidate_run.metrics else {}
+        if any(t.source == "run" for t in self.policy.thresholds.values()):
+            if self.run.candidate is not None and self.run.candidate.run_id:
+                candidate_metrics.update(self.run_metrics(self.run.candidate))
+        checks = []
+        for name, rule in self.policy.thresholds.items():
+            key = f"run:{name}" if rule.source == "run" else name
+            value = candidate_metrics.get(key)
+            reason = errors.get(name)
+            if value is None and rule.source == "run":
+                reason = ("the model has no source run" if self.run.candidate is None or not self.run.candidate.run_id
+                          else f"metric {name!r} was not logged on run {self.run.candidate.run_id}")
+            base_value = baseline_metrics.get(key)
+            this_baseline = replace(baseline, value=base_value)
+            if baseline.version is not None and base_value is None and baseline.missing_reason is None:
+                this_baseline = replace(this_baseline, missing_reason=f"baseline version {baseline.version} has no "
+                                                                      f"{name} (it could not be evaluated)")
+            checks.append(evaluate_threshold(name, rule, value, this_baseline, missing_reason=reason))
+        self.add(checks)
+
+    def register_candidate(self, ref: Any, model_dir: Path) -> ModelVersionInfo:
+        from gate.registration import register_folder
+
+        info = register_folder(self.registry(), self.run.options.register_as, model_dir,
+                               self.policy.registry.ready_timeout_s, self.policy.registry.poll_interval_s)
+        self.progress(f"registered {self.run.options.model_uri} as {info.uri}")
+        return info
+
+    def promote(self, target: Any) -> None:
+        from gate.promotion import promote
+
+        result = self.timed("promotion", lambda: promote(self.registry(), self.loaded, self.run.candidate, target))
+        self.add([result.check])
+        self.run.promotion = result.details
+        if result.check.blocking:
+            return self.finish(rejected=True)
+        self.run.decision = "promoted"
+
+    def finish(self, rejected: bool) -> None:
+        if rejected:
+            self.run.decision = "rejected"
+            self.write_rejection_tags()
+
+    def write_rejection_tags(self) -> None:
+        """Record the rejection on the version (an audit trail); aliases and stages stay untouched."""
+        from gate.promotion import audit_tags
+
+        candidate = self.run.candidate
+        if candidate is None or self.run.options.dry_run:
+            return
+        failed = ", ".join(c.name for c in self.run.checks if c.blocking)[:4000]
+        tags = audit_tags("rejected", self.loaded, self.run.previous_version, None)
+        tags["model_gate.failed_checks"] = failed
+        try:
+            self.registry().set_version_tags(candidate.name, candidate.version, tags)
+        except GateError as error:
+            log.warning("could not record the rejection on %s: %s", candidate.uri, error)
+
+
+class _EmptyRun:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.checks: list[CheckResult] = []
+        self.metrics = None
+        self.load_s = self.predict_s = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return any(c.blocking for c in self.checks)
+
+
+def _prefixed(check: CheckResult, prefix: str) -> CheckResult:
+    return replace(check, name=f"{prefix}{check.name}") if prefix else check

@@ -1,0 +1,130 @@
+"""Run a model in a child process with deadlines (the parent side of gate.worker).
+
+A hang, a crash or an `os._exit` in model code becomes a ModelProcessError
+with a message saying what happened and during what; the gate survives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+class ModelProcessError(Exception):
+    """The model's process failed, timed out or died."""
+
+
+class ModelProcess:
+    """One child process holding one loaded model."""
+
+    def __init__(self, model_dir: Path, workdir: Path, label: str) -> None:
+        self.model_dir = model_dir
+        self.workdir = workdir
+        self.label = label
+        self.log_path = workdir / f"{label}.log"
+        self._process: subprocess.Popen | None = None
+        self._answers: Any = None
+        self._commands: Any = None
+
+    def __enter__(self) -> ModelProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cmd_read, cmd_write = os.pipe()
+        answer_read, answer_write = os.pipe()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "gate.worker", "--model", str(self.model_dir),
+                 "--cmd-fd", str(cmd_read), "--answer-fd", str(answer_write)],
+                pass_fds=(cmd_read, answer_write), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True, cwd=self.workdir,
+            )
+        os.close(cmd_read)
+        os.close(answer_write)
+        self._commands = os.fdopen(cmd_write, "w")
+        self._answers = answer_read
+        self._buffer = b""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._process is None:
+            return
+        try:
+            if self._process.poll() is None:
+                try:
+                    self._commands.write(json.dumps({"op": "exit"}) + "\n")
+                    self._commands.flush()
+                    self._process.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+        finally:
+            self._kill()
+            for closer in (self._commands.close, lambda: os.close(self._answers)):
+                try:
+                    closer()
+                except OSError:
+                    pass
+            self._process = None
+
+    def _kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._process.wait(timeout=10)
+
+    def call(self, command: dict[str, Any], timeout_s: float, during: str) -> dict[str, Any]:
+        """Send one command; return its answer, or raise ModelProcessError naming what went wrong."""
+        assert self._process is not None
+        try:
+            self._commands.write(json.dumps(command) + "\n")
+            self._commands.flush()
+        except BrokenPipeError:
+            raise ModelProcessError(self._death_message(during)) from None
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill()
+                raise ModelProcessError(f"{during} timed out after {timeout_s:g}s; the model process was killed"
+                                        f"{self._log_tail()}")
+            ready, _, _ = select.select([self._answers], [], [], min(remaining, 0.5))
+            if ready:
+                chunk = os.read(self._answers, 1 << 16)
+                if not chunk:
+                    self._process.wait(timeout=10)
+                    raise ModelProcessError(self._death_message(during))
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        answer = json.loads(line)
+        if not answer.get("ok"):
+            raise ModelProcessError(f"{during} raised {answer.get('error')}")
+        return answer
+
+    def _death_message(self, during: str) -> str:
+        code = self._process.wait(timeout=10) if self._process else None
+        if code is not None and code < 0:
+            try:
+                how = f"was killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        return f"the model process {how} during {during}{self._log_tail()}"
+
+    def _log_tail(self) -> str:
+        try:
+            lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return ""
+        return f"; last output: {lines[-1][:300]}" if lines else ""

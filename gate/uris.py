@@ -1,0 +1,137 @@
+"""Parse model URIs into typed references (pure: no I/O but an `exists` check on local paths).
+
+Accepted forms:
+  models:/NAME/3         one version
+  models:/NAME@alias     the version an alias points to
+  models:/NAME/latest    the newest version
+  models:/NAME/Staging   the newest version in a legacy stage (deprecated)
+  models:/m-<id>         an MLflow 3 logged model (registered with `model-gate register` first)
+  runs:/RUN_ID/path      an artifact folder of a run
+  s3://BUCKET/prefix     an object-store folder
+  /path or ./path        a local folder (or file:// URI)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from gate.errors import UsageError
+
+STAGES = ("None", "Staging", "Production", "Archived")
+_NAME_VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<ref>[^/]+)/?$")
+_NAME_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)/?$")
+_LOGGED_MODEL = re.compile(r"^models:/(?P<id>m-[0-9a-f]+)/?$")
+_RUN = re.compile(r"^runs:/(?P<run_id>[0-9A-Za-z]+)(?:/(?P<path>.*))?$")
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    name: str
+    version: str  # a digit string
+
+
+@dataclass(frozen=True)
+class RegistryAlias:
+    name: str
+    alias: str
+
+
+@dataclass(frozen=True)
+class RegistryLatest:
+    name: str
+    stage: str | None  # None: newest version overall
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    model_id: str
+
+
+@dataclass(frozen=True)
+class RunArtifact:
+    run_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    uri: str
+
+
+@dataclass(frozen=True)
+class LocalFolder:
+    path: Path
+
+
+ModelRef = RegistryVersion | RegistryAlias | RegistryLatest | LoggedModel | RunArtifact | ObjectStore | LocalFolder
+
+
+def parse_model_uri(uri: str) -> ModelRef:
+    """Classify a model URI; raise UsageError naming the URI when it is none of the accepted forms."""
+    text = uri.strip()
+    if not text:
+        raise UsageError("model URI is empty")
+    if text.startswith("models:"):
+        return _parse_models_uri(text)
+    if text.startswith("runs:"):
+        match = _RUN.match(text)
+        if not match:
+            raise UsageError(f"model URI {uri!r}: expected runs:/RUN_ID/ARTIFACT_PATH")
+        return RunArtifact(run_id=match["run_id"], path=(match["path"] or "").strip("/"))
+    if text.startswith("s3://"):
+        parsed = urlparse(text)
+        if not parsed.netloc:
+            raise UsageError(f"model URI {uri!r}: expected s3://BUCKET/PREFIX")
+        return ObjectStore(uri=text)
+    if text.startswith("file://"):
+        return LocalFolder(path=Path(unquote(urlparse(text).path)))
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        scheme = text.split(":", 1)[0]
+        raise UsageError(f"model URI {uri!r}: scheme {scheme}:// is not supported "
+                         "(use models:/, runs:/, s3:// or a local folder)")
+    return LocalFolder(path=Path(text).expanduser())
+
+
+def _parse_models_uri(text: str) -> ModelRef:
+    if not text.startswith("models:/") or text.startswith("models://"):
+        raise UsageError(f"model URI {text!r}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
+    if match := _LOGGED_MODEL.match(text):
+        return LoggedModel(model_id=match["id"])
+    if match := _NAME_ALIAS.match(text):
+        return RegistryAlias(name=unquote(match["name"]), alias=match["alias"])
+    if match := _NAME_VERSION.match(text):
+        name, ref = unquote(match["name"]), match["ref"]
+        if ref.isdigit():
+            if int(ref) < 1:
+                raise UsageError(f"model URI {text!r}: versions start at 1")
+            return RegistryVersion(name=name, version=str(int(ref)))
+        if ref == "latest":
+            return RegistryLatest(name=name, stage=None)
+        canonical = {s.lower(): s for s in STAGES}
+        if ref.lower() in canonical:
+            return RegistryLatest(name=name, stage=canonical[ref.lower()])
+        raise UsageError(f"model URI {text!r}: {ref!r} is not a version number, 'latest' or a stage "
+                         f"({', '.join(STAGES)}); for an alias write models:/{name}@{ref}")
+    raise UsageError(f"model URI {text!r}: expected models:/NAME/VERSION, models:/NAME@ALIAS or models:/NAME/latest")
+
+
+def is_registry_ref(ref: ModelRef) -> bool:
+    return isinstance(ref, (RegistryVersion, RegistryAlias, RegistryLatest))
+
+
+def redact_uri(uri: str | None) -> str | None:
+    """A URI without user:password@ and without query strings (which can hold tokens or signatures)."""
+    if not uri:
+        return uri
+    parsed = urlparse(uri)
+    if not parsed.scheme or parsed.scheme in ("file",) or not parsed.netloc:
+        return uri
+    host = parsed.hostname or ""
+    if parsed.port:
+        host = f"{host}:{parsed.port}"
+    if parsed.username or parsed.password:
+        host = f"***@{host}"
+    return parsed._replace(netloc=host, query="", fragment="").geturl()
