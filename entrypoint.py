@@ -1,0 +1,12 @@
+"""The container's entrypoint: the GitHub Action adapter around `model-gate check`.
+
+Kept to a few lines so the image's command is stable; the logic lives in
+gate/action.py, where it is tested like the rest of the package.
+"""
+
+import sys
+
+from gate.action import main
+
+if __name__ == "__main__":
+    sys.exit(main())

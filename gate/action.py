@@ -1,0 +1,267 @@
+"""The GitHub Action adapter: INPUT_* in, `model-gate check`, runner files out.
+
+entrypoint.py calls main(). It masks secrets before anything is printed,
+validates inputs itself (the runner does not enforce `required`), runs the
+CLI in-process between `::stop-commands::` markers so nothing a model or a
+registry says can forge a workflow command, then turns report.json into
+outputs, annotations and the step summary. Files it leaves in the workspace
+are handed to the workspace's owner, because the container runs as root and
+later steps do not.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import redirect_stderr
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import unquote, urlsplit
+
+from gate import github
+from gate.errors import ExitCode, UsageError
+
+DEFAULT_REPORT_DIR = "model-gate-report"
+# Environment variables that hold credentials; masked line by line before anything runs.
+SECRET_ENV = (
+    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "DATABRICKS_TOKEN", "MODEL_GATE_SIGNING_KEY",
+)
+SECRET_INPUTS = ("tracking-token",)
+OUTPUT_NAMES = ("decision", "model-name", "model-version", "previous-version", "report-json", "report-markdown")
+
+
+@dataclass(frozen=True)
+class ActionInputs:
+    policy: str
+    model_uri: str
+    tracking_uri: str
+    dry_run: bool
+    report_dir: str
+    register_as: str
+    public_key: str
+    tracking_token: str
+
+
+def read_inputs(env: Mapping[str, str]) -> ActionInputs:
+    """Every input, validated; a UsageError names the first bad one."""
+    return ActionInputs(
+        policy=github.get_input(env, "policy", required=True),
+        model_uri=github.get_input(env, "model-uri", required=True),
+        tracking_uri=github.get_input(env, "tracking-uri"),
+        dry_run=github.parse_bool("dry-run", github.get_input(env, "dry-run")),
+        report_dir=github.get_input(env, "report-dir") or DEFAULT_REPORT_DIR,
+        register_as=github.get_input(env, "register-as"),
+        public_key=github.get_input(env, "public-key"),
+        tracking_token=github.get_input(env, "tracking-token"),
+    )
+
+
+def secrets_in(env: Mapping[str, str]) -> list[str]:
+    """Every secret value this step could print: credential variables, secret
+    inputs, and the password of a tracking URI written as https://user:pass@host."""
+    found = [env[name] for name in SECRET_ENV if env.get(name)]
+    found += [value for name in SECRET_INPUTS if (value := github.get_input(env, name))]
+    for uri in (github.get_input(env, "tracking-uri"), env.get("MLFLOW_TRACKING_URI", "")):
+        try:
+            password = urlsplit(uri).password if uri else None
+        except ValueError:
+            password = None
+        if password:
+            found += [password, unquote(password)]
+    return found
+
+
+def cli_argv(inputs: ActionInputs, report_dir: Path) -> list[str]:
+    argv = ["check", "--policy", inputs.policy, "--model-uri", inputs.model_uri, "--report-dir", str(report_dir)]
+    if inputs.tracking_uri:
+        argv += ["--tracking-uri", inputs.tracking_uri]
+    if inputs.dry_run:
+        argv.append("--dry-run")
+    if inputs.register_as:
+        argv += ["--register-as", inputs.register_as]
+    return argv
+
+
+def display_path(path: Path, workspace: Path | None) -> str:
+    """A path later steps can open: relative to the workspace when inside it
+    (the container's /github/workspace is another path on the runner)."""
+    if workspace is not None:
+        try:
+            return str(path.resolve().relative_to(workspace.resolve()))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def outputs_from_report(report: Mapping[str, Any], json_path: str, markdown_path: str) -> dict[str, str]:
+    model = report.get("model") or {}
+    return {
+        "decision": str(report.get("decision") or "error"),
+        "model-name": str(model.get("name") or ""),
+        "model-version": str(model.get("version") or ""),
+        "previous-version": str(report.get("previous_version") or ""),
+        "report-json": json_path,
+        "report-markdown": markdown_path,
+    }
+
+
+def annotations_from_report(report: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(level, title, message) for each failed, errored or warned check."""
+    model = report.get("model") or {}
+    subject = model.get("name") or model.get("uri") or "model"
+    if model.get("version"):
+        subject = f"{subject} v{model['version']}"
+    for check in report.get("checks") or []:
+        status = check.get("status")
+        level = "error" if status in ("failed", "error") else "warning" if status == "warned" else None
+        if level:
+            yield level, f"model-gate {check.get('name', '?')}: {subject}", str(check.get("message", ""))
+
+
+class _Tee(io.TextIOBase):
+    """A stderr that still prints everything and remembers the CLI's error line."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+        self.last_error = ""
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.startswith("model-gate: error: "):
+                self.last_error = line.removeprefix("model-gate: error: ")
+        self.target.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.target, "encoding", "utf-8")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def run_cli(argv: list[str], out: TextIO) -> tuple[int, str]:
+    """`model-gate ARGV` in-process; returns (exit code, its one-line error)."""
+    from gate.cli import main as cli_main
+
+    tee = _Tee(sys.stderr)
+    try:
+        with redirect_stderr(tee):
+            code = cli_main(argv)
+    except Exception as error:  # a bug, not a verdict on the model: never report it as a rejection
+        traceback.print_exc(file=out)
+        return int(ExitCode.INFRA), f"model-gate crashed: {type(error).__name__}: {error}"
+    return code, tee.last_error
+
+
+def first_missing_ancestor(path: Path) -> Path:
+    """The outermost folder that mkdir(parents=True) on path would create."""
+    path = path.absolute()
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def hand_to_owner(root: Path, workspace: Path | None) -> None:
+    """chown what the container (root) wrote under root to the workspace's owner."""
+    if workspace is None or os.geteuid() != 0 or not root.exists():
+        return
+    try:
+        root.resolve().relative_to(workspace.resolve())
+    except ValueError:
+        return  # never touch files outside the workspace
+    owner = workspace.stat()
+    if (owner.st_uid, owner.st_gid) == (0, 0):
+        return
+    os.lchown(root, owner.st_uid, owner.st_gid)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.lchown(os.path.join(folder, name), owner.st_uid, owner.st_gid)
+
+
+def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
+    env = os.environ if env is None else env
+    out = sys.stdout if out is None else out
+
+    def emit(*lines: str) -> None:
+        for line in lines:
+            out.write(line + "\n")
+        out.flush()
+
+    # Masks first: nothing below may print a secret before the runner knows it.
+    for secret in secrets_in(env):
+        emit(*github.mask_commands(secret))
+
+    output_file = env.get("GITHUB_OUTPUT", "")
+    summary_file = env.get("GITHUB_STEP_SUMMARY", "")
+    workspace = Path(env["GITHUB_WORKSPACE"]) if env.get("GITHUB_WORKSPACE") else None
+
+    def set_outputs(values: Mapping[str, str]) -> None:
+        if output_file:
+            github.append(output_file, "".join(github.format_output(k, v) for k, v in values.items()))
+
+    try:
+        inputs = read_inputs(env)
+    except UsageError as error:
+        emit(github.workflow_command("error", str(error), title="model-gate: invalid input"))
+        set_outputs({"decision": "error"})
+        return int(error.exit_code)
+
+    if inputs.tracking_token:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = inputs.tracking_token
+    if inputs.public_key:
+        # The policy names it as ${MODEL_GATE_PUBLIC_KEY}; absolute, because policy paths
+        # are relative to the policy file, while the input is relative to the workspace.
+        os.environ["MODEL_GATE_PUBLIC_KEY"] = str(Path(inputs.public_key).absolute())
+    report_dir = Path(inputs.report_dir)
+    created_root = first_missing_ancestor(report_dir) if not report_dir.exists() else report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+
+    # Everything the CLI prints is plain log text, not commands: stop-commands
+    # makes the runner ignore `::` lines until the random token comes back.
+    token = github.new_token()
+    emit(f"::group::model-gate check {inputs.model_uri}", f"::stop-commands::{token}")
+    try:
+        code, error_line = run_cli(cli_argv(inputs, report_dir), out)
+    finally:
+        sys.stderr.flush()
+        emit(f"::{token}::", "::endgroup::")
+
+    json_path, md_path = report_dir / "report.json", report_dir / "report.md"
+    report: dict[str, Any] = {}
+    if json_path.is_file():
+        try:
+            report = json.loads(json_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            error_line = error_line or f"unreadable report {json_path}: {error}"
+    outputs = outputs_from_report(
+        report,
+        display_path(json_path, workspace) if json_path.is_file() else "",
+        display_path(md_path, workspace) if md_path.is_file() else "",
+    )
+    set_outputs(outputs)
+
+    annotations = list(annotations_from_report(report))
+    if code not in (0, 1) or not annotations and code != 0:
+        message = error_line or f"model-gate check exited with {code}"
+        annotations.insert(0, ("error", f"model-gate: {outputs['decision']}", message))
+    emit(*github.annotation_commands(annotations))
+
+    if summary_file:
+        if md_path.is_file():
+            summary = md_path.read_text(encoding="utf-8")
+        else:
+            summary = f"## model-gate: {outputs['decision']}\n\n{error_line or f'exit code {code}'}\n"
+        github.append(summary_file, github.truncate_summary(summary) + "\n")
+
+    hand_to_owner(created_root, workspace)
+    return code
