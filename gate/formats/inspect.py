@@ -172,7 +172,10 @@ def _scan_zip(path: Path, report: FileReport, allow_globals: tuple[str, ...]) ->
                         _scan_npy(stream, report, name, allow_globals)
                         continue
                     head = stream.read(2)
-                if name.endswith(".pkl") or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+                # torch unpickles only the .pkl entries; its data/ entries are raw bytes that may
+                # start like a pickle by chance. Other archives: anything that starts like one.
+                sniffed = report.format != "pytorch-zip" and len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+                if name.endswith(".pkl") or sniffed:
                     with archive.open(info) as stream:
                         _add_scan(report, scan_stream(stream), name, allow_globals)
             except (zipfile.BadZipFile, NotImplementedError, OSError) as error:
