@@ -8,6 +8,7 @@ STACK_GLOBAL (protocol 4+) can be resolved the way the unpickler would resolve i
 
 from __future__ import annotations
 
+import _compat_pickle
 import pickletools
 import struct
 from dataclasses import dataclass, field
@@ -24,6 +25,16 @@ _MAX_PICKLES = 16  # legacy torch files hold 5 pickles back to back
 # Opcodes whose argument is a string the unpickler pushes (candidates for STACK_GLOBAL).
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
                "SHORT_BINSTRING"}
+
+
+def resolve_name(module: str, name: str, protocol: int) -> tuple[str, str]:
+    """The names the unpickler really imports: below protocol 3 it maps Python 2 names
+    (`__builtin__.eval`, `commands.check_output`) to their Python 3 homes."""
+    if protocol < 3:
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            return _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return module, name
 
 
 class PickleFormatError(ValueError):
@@ -150,6 +161,7 @@ def _scan_one(reader: _Reader, first: bytes, result: PickleScan) -> None:
     """Walk one pickle up to and including its STOP opcode."""
     stack: list = []
     memo: dict[int, object] = {}
+    protocol = 0  # until a PROTO opcode says otherwise
     code = first
     while True:
         op = _OPCODES.get(code)
@@ -163,16 +175,17 @@ def _scan_one(reader: _Reader, first: bytes, result: PickleScan) -> None:
                 raise PickleFormatError("STOP with no value on the stack")
             return
         if name == "PROTO":
-            result.protocol = max(result.protocol, int(arg))
+            protocol = int(arg)
+            result.protocol = max(result.protocol, protocol)
         elif name in ("GLOBAL", "INST"):
-            module, qual = arg
+            module, qual = resolve_name(*arg, protocol)
             result.globals.append(GlobalRef(module, qual, name))
         elif name == "STACK_GLOBAL":
             if len(stack) < 2:
                 raise PickleFormatError("STACK_GLOBAL needs two values on the stack")
             qual, module = stack.pop(), stack.pop()
             if isinstance(module, str) and isinstance(qual, str):
-                result.globals.append(GlobalRef(module, qual, name))
+                result.globals.append(GlobalRef(*resolve_name(module, qual, protocol), name))
             else:
                 result.unresolved.append(f"STACK_GLOBAL at opcode {result.opcodes} with computed operands")
             stack.append(_OPAQUE)
