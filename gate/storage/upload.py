@@ -145,7 +145,8 @@ class _Uploader:
         checksum = base64.b64encode(digest).decode()
         try:
             response = with_stream_retries(lambda: self.client.put_object(
-                Bucket=self.location.bucket, Key=key, Body=data, ChecksumSHA256=checksum, **self.conditional()))
+                Bucket=self.location.bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                **self.conditional()))
         except Exception as error:
             raise self._error(error, key) from None
         finally:
@@ -181,7 +182,7 @@ class _Uploader:
         try:
             response = with_stream_retries(lambda: self.client.upload_part(
                 Bucket=self.location.bucket, Key=state.key, UploadId=state.upload_id, PartNumber=number,
-                Body=data, ChecksumSHA256=checksum))
+                Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum))
         except Exception as error:
             raise self._error(error, state.key) from None
         finally:
@@ -262,7 +263,7 @@ def upload_model(local_dir: Path, *, bucket: str, name: str, version: str, prefi
     body = manifest.to_bytes()
     try:
         client.put_object(Bucket=bucket, Key=location.manifest_key, Body=body, ContentType="application/json",
-                          ChecksumSHA256=sha256_b64(body), **uploader.conditional())
+                          ChecksumAlgorithm="SHA256", ChecksumSHA256=sha256_b64(body), **uploader.conditional())
     except Exception as error:
         raise uploader._error(error, location.manifest_key) from None
     return UploadResult(location, manifest, time.monotonic() - start)
