@@ -38,6 +38,9 @@ def list_model_files(root: Path, ignores: Iterable[str], *, allow_symlinks: bool
     """Walk `root` (a folder or a single file) without reading any file content."""
     ignores = tuple(ignores)
     listing = Listing()
+    if not root.exists():
+        listing.problems.append(f"missing: the model path {root} does not exist")
+        return listing
     if root.is_symlink() and not allow_symlinks:
         listing.problems.append(f"symlink: the model path {root} is a symlink")
         return listing
@@ -77,7 +80,7 @@ def list_model_files(root: Path, ignores: Iterable[str], *, allow_symlinks: bool
                 continue
             if stat.S_ISDIR(st.st_mode):
                 key = (st.st_dev, st.st_ino)
-                if key in visited:
+                if key in visited:  # a link back to a folder already walked: a cycle or a duplicate
                     listing.problems.append(f"symlink cycle: {name} (not followed)")
                     continue
                 visited.add(key)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Add type hints to the `predict` method")]
 
 
 def _save_marker_model(folder: Path, marker: Path) -> Path:
