@@ -100,13 +100,16 @@ def translate(error: BaseException, where: str) -> GateError:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Errors after which re-sending the same range or part can succeed."""
+    """Network failures after which re-sending the same range or part can succeed.
+
+    HTTP errors (5xx, throttling) are not listed: botocore already retried those with backoff.
+    What it cannot retry is a body cut off after the response started, so that is handled here.
+    """
     from botocore import exceptions as bx
     from urllib3 import exceptions as ux
 
     if isinstance(error, bx.ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return status >= 500 or error_code(error) in _THROTTLING or error_code(error) == "RequestTimeout"
+        return False
     return isinstance(error, bx.ResponseStreamingError | bx.IncompleteReadError | bx.ConnectionError
                       | bx.ReadTimeoutError | ux.ProtocolError | ux.ReadTimeoutError | ConnectionError
                       | TimeoutError)
