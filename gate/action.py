@@ -218,6 +218,10 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
 
     if inputs.tracking_token:
         os.environ["MLFLOW_TRACKING_TOKEN"] = inputs.tracking_token
+    if inputs.tracking_uri:
+        # Also as the environment, which every MLflow client in the run (model
+        # downloads resolve models:/ through the default registry URI) picks up.
+        os.environ["MLFLOW_TRACKING_URI"] = inputs.tracking_uri
     if inputs.public_key:
         # The policy names it as ${MODEL_GATE_PUBLIC_KEY}; absolute, because policy paths
         # are relative to the policy file, while the input is relative to the workspace.

@@ -1,0 +1,117 @@
+"""entrypoint.py run the way the runner runs it: INPUT_* and GITHUB_* in the
+environment, temp GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files, read back with
+runner-like parsers. The gate itself runs for real against MLflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, make_workspace, runner_files
+from runner import parse_commands, parse_output_file
+
+WORKSPACE_OWNER = (1001, 127)  # the runner user's uid/gid on GitHub's hosted runners
+
+
+def run_entrypoint(tmp_path: Path, inputs: dict[str, str], extra_env: dict[str, str] | None = None):
+    workspace = tmp_path / "workspace"
+    if not workspace.exists():
+        workspace = make_workspace(tmp_path)
+    files = runner_files(tmp_path)
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(workspace), **{k: str(v) for k, v in files.items()}, **inputs, **(extra_env or {}),
+    }
+    process = subprocess.run([sys.executable, "-I", str(REPO / "entrypoint.py")], cwd=workspace, env=env,
+                             capture_output=True, text=True, timeout=300)
+    outputs = parse_output_file(files["GITHUB_OUTPUT"].read_text())
+    summary = files["GITHUB_STEP_SUMMARY"].read_text()
+    return process, outputs, summary, workspace
+
+
+def annotations(process, level: str):
+    return [c for c in parse_commands(process.stdout) if c.name == level]
+
+
+def test_missing_required_input_exits_2_with_an_annotation_and_masks_first(tmp_path):
+    token = "s3cr3t-line-one\ns3cr3t-line-two"
+    process, outputs, _, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL-URI": "", "INPUT_DRY-RUN": "false",
+        "INPUT_TRACKING-URI": "https://gate:pa%3Ass@mlflow.example.com",
+    }, {"MLFLOW_TRACKING_TOKEN": token, "AWS_SECRET_ACCESS_KEY": "aws-secret-value"})
+    assert process.returncode == 2
+    commands = parse_commands(process.stdout)
+    masks = [c.message for c in commands if c.name == "add-mask"]
+    assert masks == ["s3cr3t-line-one", "s3cr3t-line-two", "aws-secret-value", "pa%3Ass", "pa:ss"]
+    # Every mask comes before the first line that is not a mask.
+    first_other = next(i for i, c in enumerate(commands) if c.name != "add-mask")
+    assert all(c.name == "add-mask" for c in commands[:first_other]) and first_other == len(masks)
+    errors = annotations(process, "error")
+    assert [e.message for e in errors] == ["input 'model-uri' is required and was not supplied"]
+    assert outputs == {"decision": "error"}
+    for secret in ("s3cr3t-line-one", "aws-secret-value"):
+        assert secret not in process.stdout.replace(f"::add-mask::{secret}", "") + process.stderr
+
+
+def test_a_boolean_input_other_than_true_or_false_exits_2_naming_it(tmp_path):
+    process, outputs, _, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL_URI": "models:/x/1", "INPUT_DRY_RUN": "yes",
+    })
+    assert process.returncode == 2
+    assert [e.message for e in annotations(process, "error")] == ["input 'dry-run' must be true or false, got 'yes'"]
+    assert outputs["decision"] == "error"
+
+
+def test_a_policy_error_from_the_cli_exits_2_with_its_line_as_annotation(tmp_path, registry):
+    process, outputs, summary, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/missing.yaml", "INPUT_MODEL-URI": "models:/iris/1",
+        "INPUT_TRACKING-URI": registry.url,
+    })
+    assert process.returncode == 2, process.stderr
+    errors = annotations(process, "error")
+    assert len(errors) == 1 and "missing.yaml" in errors[0].message
+    assert outputs["decision"] == "error"
+    assert "missing.yaml" in summary
+
+
+@pytest.mark.slow
+def test_a_good_model_is_promoted_with_outputs_summary_and_files_owned_by_the_workspace_owner(tmp_path, registry):
+    uri = registry.register("iris-entrypoint-good", "good")
+    workspace = make_workspace(tmp_path)
+    os.chown(workspace, *WORKSPACE_OWNER)
+    process, outputs, summary, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL-URI": uri, "INPUT_TRACKING-URI": registry.url,
+        "INPUT_DRY-RUN": "false", "INPUT_REPORT-DIR": "reports/gate",
+    }, {"PYTHONPATH": "/nonexistent/stray"})
+    assert process.returncode == 0, process.stdout + process.stderr
+    name, version = uri.removeprefix("models:/").split("/")
+    assert outputs == {
+        "decision": "promoted", "model-name": name, "model-version": version, "previous-version": "",
+        "report-json": "reports/gate/report.json", "report-markdown": "reports/gate/report.md",
+    }
+    assert summary.startswith("## model-gate: ✅ promoted")
+    assert annotations(process, "error") == []
+    # The CLI's log is inside a group and behind stop-commands.
+    assert "::group::model-gate check" in process.stdout and "::endgroup::" in process.stdout
+    written = [workspace / "reports", *sorted((workspace / "reports").rglob("*"))]
+    assert {p.name for p in written} >= {"reports", "gate", "report.json", "report.md", "report.junit.xml"}
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in written} == {WORKSPACE_OWNER}
+
+
+@pytest.mark.slow
+def test_a_bad_model_is_rejected_with_exit_1_and_an_error_annotation_per_failed_check(tmp_path, registry):
+    uri = registry.register("iris-entrypoint-bad", "bad")
+    process, outputs, summary, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL-URI": uri, "INPUT_TRACKING-URI": registry.url,
+        "INPUT_DRY-RUN": "true",
+    })
+    assert process.returncode == 1, process.stdout + process.stderr
+    assert outputs["decision"] == "rejected"
+    assert outputs["report-json"] == "model-gate-report/report.json"
+    errors = annotations(process, "error")
+    titles = [e.properties["title"] for e in errors]
+    assert any(t.startswith("model-gate threshold.accuracy: iris-entrypoint-bad v") for t in titles), titles
+    assert summary.startswith("## model-gate: ❌ rejected")
