@@ -33,6 +33,9 @@ SECRET_ENV = (
     "DATABRICKS_TOKEN", "MODEL_GATE_SIGNING_KEY",
 )
 SECRET_INPUTS = ("tracking-token",)
+# Interpreter settings a workflow's environment may carry that would change which
+# code the gate's child processes (model loading, smoke tests) import.
+INTERPRETER_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONNOUSERSITE")
 OUTPUT_NAMES = ("decision", "model-name", "model-version", "previous-version", "report-json", "report-markdown")
 
 
@@ -86,6 +89,17 @@ def cli_argv(inputs: ActionInputs, report_dir: Path) -> list[str]:
     if inputs.register_as:
         argv += ["--register-as", inputs.register_as]
     return argv
+
+
+def hardened_env(env: Mapping[str, str], interpreter_bin: str) -> dict[str, str]:
+    """The environment for the CLI and its children: no stray interpreter
+    settings, and the image's own bin folder and the system's on PATH, whatever
+    PATH the workflow set (`/nonexistent` included)."""
+    clean = {k: v for k, v in env.items() if k not in INTERPRETER_ENV}
+    system = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    parts = [interpreter_bin, *[p for p in env.get("PATH", "").split(os.pathsep) if p], *system]
+    clean["PATH"] = os.pathsep.join(dict.fromkeys(parts))
+    return clean
 
 
 def display_path(path: Path, workspace: Path | None) -> str:
@@ -216,6 +230,10 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
         set_outputs({"decision": "error"})
         return int(error.exit_code)
 
+    if env is os.environ:
+        hardened = hardened_env(os.environ, str(Path(sys.executable).parent))
+        os.environ.clear()
+        os.environ.update(hardened)
     if inputs.tracking_token:
         os.environ["MLFLOW_TRACKING_TOKEN"] = inputs.tracking_token
     if inputs.tracking_uri:

@@ -1,0 +1,54 @@
+"""The adapter's pure parts: environment hardening, secrets, outputs and annotations from a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gate import action
+
+
+def test_hardened_env_drops_interpreter_settings_and_repairs_path():
+    env = {"PATH": "/nonexistent", "PYTHONPATH": "/stray", "PYTHONHOME": "/nowhere", "PYTHONUNBUFFERED": "1",
+           "MLFLOW_TRACKING_URI": "http://x"}
+    clean = action.hardened_env(env, "/opt/venv/bin")
+    assert "PYTHONPATH" not in clean and "PYTHONHOME" not in clean
+    assert clean["PYTHONUNBUFFERED"] == "1" and clean["MLFLOW_TRACKING_URI"] == "http://x"
+    assert clean["PATH"].split(":")[:2] == ["/opt/venv/bin", "/nonexistent"]
+    assert "/usr/bin" in clean["PATH"].split(":")
+    assert env["PYTHONPATH"] == "/stray"  # the input is not modified
+
+
+def test_secrets_include_credential_variables_secret_inputs_and_uri_passwords():
+    env = {"AWS_SESSION_TOKEN": "tok", "INPUT_TRACKING-TOKEN": "bearer-1",
+           "MLFLOW_TRACKING_URI": "https://user:p%40ss@mlflow.example.com", "AWS_ACCESS_KEY_ID": "AKIA-not-secret"}
+    assert action.secrets_in(env) == ["tok", "bearer-1", "p%40ss", "p@ss"]
+
+
+def test_outputs_and_annotations_come_from_the_report():
+    report = {
+        "decision": "rejected", "exit_code": 1, "previous_version": "3",
+        "model": {"uri": "models:/iris/4", "name": "iris", "version": "4"},
+        "checks": [
+            {"name": "threshold.accuracy", "status": "failed", "message": "accuracy 0.6 < 0.85"},
+            {"name": "threshold.latency_p95_ms", "status": "warned", "message": "slow"},
+            {"name": "load", "status": "passed", "message": "ok"},
+            {"name": "smoke.a", "status": "error", "message": "timed out"},
+        ],
+    }
+    assert action.outputs_from_report(report, "r/report.json", "r/report.md") == {
+        "decision": "rejected", "model-name": "iris", "model-version": "4", "previous-version": "3",
+        "report-json": "r/report.json", "report-markdown": "r/report.md",
+    }
+    assert list(action.annotations_from_report(report)) == [
+        ("error", "model-gate threshold.accuracy: iris v4", "accuracy 0.6 < 0.85"),
+        ("warning", "model-gate threshold.latency_p95_ms: iris v4", "slow"),
+        ("error", "model-gate smoke.a: iris v4", "timed out"),
+    ]
+    assert action.outputs_from_report({}, "", "")["decision"] == "error"
+
+
+def test_paths_are_shown_relative_to_the_workspace_when_inside_it(tmp_path):
+    inside = tmp_path / "ws" / "out" / "report.json"
+    assert action.display_path(inside, tmp_path / "ws") == "out/report.json"
+    assert action.display_path(Path("/elsewhere/report.json"), tmp_path / "ws") == "/elsewhere/report.json"
+    assert action.first_missing_ancestor(tmp_path / "a" / "b" / "c") == tmp_path / "a"
