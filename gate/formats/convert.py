@@ -157,9 +157,7 @@ def run_worker(job: dict) -> tuple[dict, int]:
                                  str(result_path)], env=_child_env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        peak = usage.ru_maxrss * 1024  # Linux reports KiB
+        proc.wait()
         result = json.loads(result_path.read_text()) if result_path.exists() else None
     if result is None:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {proc.returncode}"
@@ -167,7 +165,7 @@ def run_worker(job: dict) -> tuple[dict, int]:
     if not result["ok"]:
         error = {"rejected": RejectedError, "usage": UsageError}.get(result["kind"], InfraError)
         raise error(result["message"])
-    return result, peak
+    return result, int(result.pop("peak_rss", 0))
 
 
 def convert(src: Path, out: Path | None = None, *, max_shard_size: int = 5 * 10**9,

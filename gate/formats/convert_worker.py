@@ -163,30 +163,76 @@ def convert(job: dict) -> dict:
 
 
 def verify(inputs: list[Path], out_dir: Path, files: list[str], aliases: dict[str, str]) -> int:
-    """Reload every written tensor and compare it, aliases included, bit for bit with the input."""
+    """Reload every written file and compare each tensor, aliases included, bit for bit.
+
+    The library reopens each file (header, names, dtypes, shapes); the data is compared by
+    streaming the file's bytes against the input tensor's bytes, so no second copy of a
+    large tensor is ever held."""
     from safetensors import safe_open
 
     from gate.formats.safetensors_check import validate_safetensors
+    from gate.formats.safetensors_io import tensor_bytes
 
-    location: dict[str, str] = {}
+    entries: dict[str, tuple[str, object, int]] = {}
     for name in files:
-        info = validate_safetensors(out_dir / name)
+        path = out_dir / name
+        info = validate_safetensors(path)
         if info.errors:
             raise ConvertFailure("infra", f"{name}: written file fails validation: {info.errors[0]}")
-        location.update({t: name for t in info.tensors})
+        with safe_open(str(path), framework="pt") as handle:
+            for tensor in handle.keys():
+                sliced = handle.get_slice(tensor)
+                entry = info.tensors[tensor]
+                if list(sliced.get_shape()) != list(entry.shape) or sliced.get_dtype() != entry.dtype:
+                    raise ConvertFailure("infra", f"{name}: the library reads {tensor!r} differently")
+                entries[tensor] = (name, entry, 8 + info.header_length)
+    names = _dtype_names()
     compared = 0
     for path in inputs:
         state = load_input(path)
         for name, original in state.items():
             stored = aliases.get(name, name)
-            if stored not in location:
+            if stored not in entries:
                 raise ConvertFailure("infra", f"tensor {name!r} is missing from the output")
-            with safe_open(str(out_dir / location[stored]), framework="pt") as handle:
-                if not same_bits(original, handle.get_tensor(stored)):
-                    raise ConvertFailure("infra", f"tensor {name!r} differs after reloading the output")
+            file, entry, data_start = entries[stored]
+            if names[original.dtype] != entry.dtype or tuple(original.shape) != entry.shape:
+                raise ConvertFailure("infra", f"tensor {name!r} changed dtype or shape in the output")
+            if not _same_bytes(out_dir / file, data_start + entry.begin, tensor_bytes(original)):
+                raise ConvertFailure("infra", f"tensor {name!r} differs after reloading the output")
             compared += 1
         del state
     return compared
+
+
+def _dtype_names() -> dict:
+    from gate.formats.safetensors_io import dtype_names
+
+    return dtype_names()
+
+
+def _same_bytes(path: Path, offset: int, expected: memoryview, chunk: int = 1 << 24) -> bool:
+    expected = expected.cast("B")
+    with path.open("rb") as stream:
+        stream.seek(offset)
+        for start in range(0, len(expected), chunk):
+            part = expected[start:start + chunk]
+            if stream.read(len(part)) != part:
+                return False
+    return True
+
+
+def peak_rss() -> int:
+    """This process's own high-water RSS (VmHWM; ru_maxrss would include the parent's at fork)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def compare_outputs(src_dir: Path, out_dir: Path) -> dict:
@@ -233,7 +279,7 @@ def main(argv: list[str]) -> int:
             result = convert(job)
         else:
             result = compare_outputs(Path(job["src_dir"]), Path(job["out_dir"]))
-        result_path.write_text(json.dumps({"ok": True, **result}))
+        result_path.write_text(json.dumps({"ok": True, **result, "peak_rss": peak_rss()}))
         return 0
     except ConvertFailure as error:
         result_path.write_text(json.dumps({"ok": False, "kind": error.kind, "message": str(error)}))
