@@ -54,12 +54,12 @@ class _Remote:
     etag: str = ""
     stored_sha256: str | None = None
     stored_crc32: str | None = None
-    part_size: int | None = None
+    part_size: int | None = None  # set only when per-part digests are needed for a composite checksum
 
 
 def download_model(uri: str, dest: Path, *, endpoint_url: str | None = None, require_manifest: bool = False,
                    overwrite: bool = False, workers: int = 8, chunk_size: int = DEFAULT_CHUNK,
-                   progress_mode: str = "off", client: Any = None) -> DownloadResult:
+                   progress_mode: str = "auto", client: Any = None) -> DownloadResult:
     """Download s3://BUCKET/PREFIX (a model version folder, with or without manifest) into dest.
 
     Returns the SHA-256 of every file, computed as the bytes streamed in. Raises StorageError for
@@ -227,7 +227,9 @@ class _Downloader:
         remote.stored_sha256 = head.get("ChecksumSHA256")
         remote.stored_crc32 = head.get("ChecksumCRC32")
         parts = _etag_parts(remote.etag)
-        if remote.stored_sha256 and parts:
+        # A composite (multipart) checksum needs per-part digests: a second SHA-256 over every byte.
+        # With a manifest entry the whole-file SHA-256 already pins the content, so skip that cost.
+        if remote.stored_sha256 and parts and remote.expected is None:
             remote.part_size = self._part_size(remote, parts)
 
     def _part_size(self, remote: _Remote, parts: int) -> int | None:
@@ -295,10 +297,10 @@ def verify_file(remote: _Remote, digests: StreamDigests, where: str) -> list[str
             raise RejectedError(f"{where}: SHA-256 {digests.sha256_hex} does not match the manifest "
                                 f"({remote.expected.sha256}); the object was changed or corrupted")
         checks.append("manifest")
-    if remote.stored_sha256:
+    stored_is_composite = remote.stored_sha256 and _etag_parts(remote.etag) is not None
+    if remote.stored_sha256 and not (stored_is_composite and digests.composite_b64 is None):
         stored, _ = split_stored_checksum(remote.stored_sha256)
-        candidates = {digests.sha256_b64, digests.composite_b64}
-        if stored not in candidates:
+        if stored not in {digests.sha256_b64, digests.composite_b64}:
             raise RejectedError(f"{where}: content does not match the SHA-256 checksum S3 stored for it; "
                                 "the object was changed or corrupted")
         checks.append("s3-sha256")
