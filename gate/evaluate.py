@@ -99,7 +99,7 @@ def _run_smoke(run: ModelRun, process: ModelProcess, smoke: SmokePolicy, resolve
         spec = write_model_input(data, workdir / f"smoke-{index}-input")
         try:
             answer = process.call({"op": "predict", "input": spec, "output": str(workdir / f"smoke-{index}-output")},
-                                  remaining, f"smoke case {case.name!r}")
+                                  remaining, f"smoke case {case.name!r}", budget_s=smoke.timeout_s)
         except ModelProcessError as error:
             run.checks.append(CheckResult(f"smoke.{case.name}", "smoke", Status.ERROR, str(error),
                                           duration_s=time.perf_counter() - started))

@@ -268,7 +268,12 @@ class Registry:
             experiment_id = exp.experiment_id
         run = self._call("create a run", self._client.create_run, experiment_id, run_name=run_name)
         self._call(f"upload {folder}", self._client.log_artifacts, run.info.run_id, str(folder), artifact_path)
-        self._call("finish the run", self._client.set_terminated, run.info.run_id)
+        # MLflow prints a "View run" banner on stdout when a run ends; stdout is for our output only.
+        import contextlib
+        import sys
+
+        with contextlib.redirect_stdout(sys.stderr):
+            self._call("finish the run", self._client.set_terminated, run.info.run_id)
         return run.info.run_id
 
     def set_alias(self, name: str, alias: str, version: str) -> None:

@@ -83,8 +83,12 @@ class ModelProcess:
                 pass
             self._process.wait(timeout=10)
 
-    def call(self, command: dict[str, Any], timeout_s: float, during: str) -> dict[str, Any]:
-        """Send one command; return its answer, or raise ModelProcessError naming what went wrong."""
+    def call(self, command: dict[str, Any], timeout_s: float, during: str,
+             budget_s: float | None = None) -> dict[str, Any]:
+        """Send one command; return its answer, or raise ModelProcessError naming what went wrong.
+
+        budget_s: the configured timeout to name in messages when timeout_s is what is left of it.
+        """
         assert self._process is not None
         try:
             self._commands.write(json.dumps(command) + "\n")
@@ -96,7 +100,8 @@ class ModelProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._kill()
-                raise ModelProcessError(f"{during} timed out after {timeout_s:g}s; the model process was killed"
+                raise ModelProcessError(f"{during} timed out after {budget_s or timeout_s:g}s; "
+                                        "the model process was killed"
                                         f"{self._log_tail()}")
             ready, _, _ = select.select([self._answers], [], [], min(remaining, 0.5))
             if ready:

@@ -102,3 +102,58 @@ def start_moto(workdir: Path) -> Server:
     process = start_process([exe, "-H", "127.0.0.1", "-p", str(port)], workdir, f"{url}/moto-api/",
                             timeout_s=60, name="moto")
     return Server(url=url, process=process, workdir=workdir, log=workdir / "moto.log")
+
+
+def _postgres_bin(name: str) -> str | None:
+    import glob
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+def start_postgres(workdir: Path) -> tuple[str, subprocess.Popen]:
+    """A throwaway PostgreSQL cluster on a free loopback port; returns (SQLAlchemy URI, process).
+
+    PostgreSQL refuses to run as root, so when the tests run as root (CI does) the
+    cluster runs as the `postgres` system user.
+    """
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    if not initdb or not postgres:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "pgdata"
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(workdir, user.pw_uid, user.pw_gid)
+        os.chmod(workdir, 0o755)
+        for parent in workdir.parents:  # the postgres user must be able to reach its data folder
+            if str(parent).startswith(tempfile_root()):
+                os.chmod(parent, os.stat(parent).st_mode | 0o005)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "gate", "--no-sync"],
+                   check=True, capture_output=True)
+    port = free_port()
+    log = workdir / "postgres.log"
+    process = subprocess.Popen(
+        [*as_user, postgres, "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(workdir),
+         "-c", "fsync=off", "-c", "max_connections=100"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if process.poll() is not None:
+            raise RuntimeError(f"postgres exited: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    time.sleep(0.5)  # accepting TCP a moment before it accepts logins
+    return f"postgresql://gate@127.0.0.1:{port}/postgres", process
+
+
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

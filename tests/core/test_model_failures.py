@@ -1,0 +1,73 @@
+"""Model code that raises, hangs, kills its process or returns garbage: exit 1, and the gate survives."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+
+def smoke_only(policy, **smoke):
+    cases = [{"name": "one-row", "input": {"records": [{"x": 1.0}]}, "expect": {"rows": 1, "finite": True}}]
+    return policy(smoke={"timeout_s": smoke.get("timeout_s", 30), "cases": cases}, evaluation=None,
+                  thresholds=None, load={"timeout_s": smoke.get("load_timeout_s", 60)}, formats={"pickle": "allow"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("raising", "raised RuntimeError: feature store unavailable"),
+        ("killing", "was killed by signal SIGKILL during smoke case 'one-row'"),
+        ("nan_output", "1 output values are NaN or infinite"),
+    ],
+)
+def test_broken_predict_rejects(kind, expected, gate, policy, register, client, tmp_path):
+    name, version = register(kind)
+    result = gate("check", "--policy", str(smoke_only(policy)), "--model-uri", f"models:/{name}/{version}",
+                  "--report-dir", str(tmp_path))
+    assert result.code == 1, result.out + result.err
+    assert expected in result.out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["decision"] == "rejected"
+    assert client.get_registered_model(name).aliases == {}
+
+
+def test_hanging_predict_times_out(gate, policy, register):
+    name, version = register("hanging")
+    started = time.monotonic()
+    result = gate("check", "--policy", str(smoke_only(policy, timeout_s=3)), "--model-uri", f"models:/{name}/{version}")
+    assert result.code == 1
+    assert "smoke case 'one-row' timed out after 3s; the model process was killed" in result.out
+    assert time.monotonic() - started < 60
+
+
+def test_hanging_load_times_out(gate, policy, register):
+    name, version = register("slow_loading")
+    result = gate("check", "--policy", str(smoke_only(policy, load_timeout_s=4)), "--model-uri", f"models:/{name}/{version}")
+    assert result.code == 1
+    assert "loading the candidate model timed out after 4s" in result.out
+
+
+def test_smoke_expectations_name_each_failure(gate, policy, register):
+    name, version = register("good")
+    cases = [{
+        "name": "wrong-expectations",
+        "input": {"records": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]},
+        "expect": {"rows": 2, "values": [2], "output_type": "dataframe"},
+    }]
+    result = gate("check", "--policy", str(policy(smoke={"cases": cases})), "--model-uri", f"models:/{name}/{version}")
+    assert result.code == 1
+    assert "expected 2 output rows, got 1" in result.out
+    assert "value 0 is 0, expected 2" in result.out
+    assert "output type is ndarray, expected dataframe" in result.out
+
+
+def test_bad_dataset_is_usage_error(gate, policy, register, tmp_path):
+    name, version = register("good")
+    broken = tmp_path / "holdout.csv"
+    broken.write_text("a,b\n1,2\n")
+    evaluation = {"dataset": str(broken), "target": "target", "task": "classification"}
+    result = gate("check", "--policy", str(policy(evaluation=evaluation)), "--model-uri", f"models:/{name}/{version}")
+    assert result.code == 2
+    assert "target column 'target' not found" in result.err
