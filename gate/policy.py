@@ -415,20 +415,27 @@ def load_policy(path: str | Path, env: dict[str, str] | None = None) -> LoadedPo
     try:
         policy = Policy.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        loc = _error_loc(first)
-        line = _line_of(node, loc)
-        where = f":{line}" if line else ""
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif first["type"] == "missing":
-            message = "required field is missing"
-        elif first["type"] == "literal_error" and loc == ("version",):
-            message = f"unsupported policy version {first.get('input')!r}; this model-gate reads version 1"
-        more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
-        raise PolicyError(f"{path}{where}: {_dotted(loc)}: {message}{more}") from None
+        raise PolicyError(_describe_validation_error(error, node, path)) from None
     return LoadedPolicy(policy=policy, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _describe_validation_error(error: ValidationError, node: Any, path: Path, limit: int = 3) -> str:
+    """One line: up to `limit` problems, each as file:line: key.path: reason; unknown keys first (typos)."""
+    problems = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    parts = []
+    for problem in problems[:limit]:
+        loc = _error_loc(problem)
+        line = _line_of(node, loc)
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif problem["type"] == "missing":
+            message = "required field is missing"
+        elif problem["type"] == "literal_error" and loc == ("version",):
+            message = f"unsupported policy version {problem.get('input')!r}; this model-gate reads version 1"
+        parts.append(f"{path}{f':{line}' if line else ''}: {_dotted(loc)}: {message}")
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    return "; ".join(parts) + more
 
 
 def _reject_duplicate_keys(node: Any, path: Path) -> None:

@@ -150,7 +150,7 @@ def start_postgres(workdir: Path) -> tuple[str, subprocess.Popen]:
             raise RuntimeError(f"postgres exited: {log.read_text()[-2000:]}")
         time.sleep(0.2)
     time.sleep(0.5)  # accepting TCP a moment before it accepts logins
-    return f"postgresql://gate@127.0.0.1:{port}/postgres", process
+    return f"postgresql+psycopg2://gate@127.0.0.1:{port}/postgres", process
 
 
 def tempfile_root() -> str:

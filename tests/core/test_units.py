@@ -1,0 +1,128 @@
+"""Pure pieces: URI parsing and redaction, metrics, smoke expectations, report renderers, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gate.errors import UsageError
+from gate.metrics import compute_metrics
+from gate.policy import SmokeExpect
+from gate.report import render_junit, render_markdown
+from gate.results import CheckResult, Status
+from gate.smoke import evaluate_expectations
+from gate.uris import (
+    LocalFolder, LoggedModel, ObjectStore, RegistryAlias, RegistryLatest, RegistryVersion, RunArtifact,
+    parse_model_uri, redact_uri,
+)
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("models:/fraud/3", RegistryVersion("fraud", "3")),
+    ("models:/fraud@champion", RegistryAlias("fraud", "champion")),
+    ("models:/fraud/latest", RegistryLatest("fraud", None)),
+    ("models:/fraud/production", RegistryLatest("fraud", "Production")),
+    ("models:/m-0123abcd", LoggedModel("m-0123abcd")),
+    ("runs:/abc123/model", RunArtifact("abc123", "model")),
+    ("s3://bucket/models/fraud/3", ObjectStore("s3://bucket/models/fraud/3")),
+    ("./model", LocalFolder(Path("model"))),
+])
+def test_parse_model_uri(uri, expected):
+    assert parse_model_uri(uri) == expected
+
+
+@pytest.mark.parametrize(("uri", "fragment"), [
+    ("", "empty"), ("models:/fraud/0", "versions start at 1"), ("models:/fraud/champion", "for an alias write models:/fraud@champion"),
+    ("models://fraud/1", "expected models:/NAME"), ("gs://bucket/x", "scheme gs:// is not supported"), ("runs:/", "expected runs:/"),
+])
+def test_bad_model_uri(uri, fragment):
+    with pytest.raises(UsageError, match=fragment.replace("/", ".").replace("(", ".")):
+        parse_model_uri(uri)
+
+
+def test_redact_uri():
+    assert redact_uri("https://user:pw@mlflow.example:5000/path?token=x") == "https://***@mlflow.example:5000/path"
+    assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redact_uri("sqlite:///tmp/db") == "sqlite:///tmp/db"
+
+
+def test_classification_metrics_match_hand_counts():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 0])
+    proba = np.eye(3)[pred] * 0.8 + 0.2 / 3
+    result = compute_metrics(task="classification", metrics=["accuracy", "f1", "roc_auc", "log_loss"], y_true=y,
+                             predictions=pred, probabilities=proba, classes=[0, 1, 2])
+    assert result.values["accuracy"] == pytest.approx(4 / 6)
+    assert result.values["log_loss"] > 0 and 0.5 < result.values["roc_auc"] <= 1
+    assert result.errors == {}
+
+
+def test_missing_probabilities_and_wrong_shape_are_named():
+    y = np.array([0, 1])
+    result = compute_metrics(task="classification", metrics=["accuracy", "roc_auc"], y_true=y,
+                             predictions=np.array([0, 1, 1]), proba_error="the model has no predict_proba")
+    assert "returned 3 predictions for 2 rows" in result.errors["accuracy"]
+    result = compute_metrics(task="classification", metrics=["roc_auc"], y_true=y, predictions=np.array([0, 1]),
+                             proba_error="the model has no predict_proba")
+    assert result.errors["roc_auc"] == "the model has no predict_proba"
+
+
+def test_regression_metrics():
+    result = compute_metrics(task="regression", metrics=["mae", "rmse", "r2", "latency_p50_ms"],
+                             y_true=np.array([1.0, 2.0, 3.0]), predictions=np.array([[1.0], [2.0], [5.0]]),
+                             single_row_ms=[1.0, 2.0, 3.0])
+    assert result.values["mae"] == pytest.approx(2 / 3)
+    assert result.values["rmse"] == pytest.approx((4 / 3) ** 0.5)
+    assert result.values["latency_p50_ms"] == 2.0
+
+
+def test_smoke_shape_wildcard_and_latency():
+    meta = {"output_type": "ndarray", "shape": [3, 384], "call_ms": [12.0]}
+    ok = evaluate_expectations("emb", SmokeExpect(shape=[None, 384], max_latency_ms=50), np.zeros((3, 384)), meta)
+    assert ok.status == Status.PASSED
+    slow = evaluate_expectations("emb", SmokeExpect(max_latency_ms=5), np.zeros((3, 384)), meta)
+    assert slow.status == Status.FAILED and "predict took 12.0 ms, limit 5 ms" in slow.message
+
+
+def _report(checks):
+    return {"decision": "rejected", "exit_code": 1, "model": {"uri": "models:/m/2", "name": "m", "version": "2"},
+            "previous_version": "1", "policy": {"path": "gate.yaml", "sha256": "ab" * 32}, "tracking_uri": "http://x",
+            "checks": [c.to_dict() for c in checks], "duration_s": 1.5}
+
+
+def test_junit_one_testcase_per_check():
+    checks = [CheckResult("load", "load", Status.PASSED, "ok"),
+              CheckResult("threshold.accuracy", "thresholds", Status.FAILED, "accuracy <0.9> & worse"),
+              CheckResult("smoke.x", "smoke", Status.ERROR, "timed out"),
+              CheckResult("threshold.f1", "thresholds", Status.SKIPPED, "no baseline")]
+    root = ET.fromstring(render_junit(_report(checks)))
+    cases = root.findall(".//testcase")
+    assert [c.get("name") for c in cases] == ["load", "threshold.accuracy", "smoke.x", "threshold.f1"]
+    assert cases[1].find("failure").get("message") == "accuracy <0.9> & worse"
+    assert cases[2].find("error") is not None and cases[3].find("skipped") is not None
+    assert root.find("testsuite").get("failures") == "1"
+
+
+def test_markdown_escapes_pipes():
+    md = render_markdown(_report([CheckResult("x", "smoke", Status.FAILED, "a | b\nc")]))
+    assert "| ❌ | `x` |" in md and "a \\| b c" in md
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys; from gate.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('mlflow', 'torch', 'transformers', 'sklearn', 'pandas') if m in sys.modules]\n"
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    for command in ("check", "policy", "scan", "verify", "upload"):
+        code = (f"import sys; from gate.cli import main; main(['{command}', '--help'])\n"
+                "print([m for m in ('mlflow', 'torch', 'transformers') if m in sys.modules])")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        assert out.strip().splitlines()[-1] == "[]", command
