@@ -94,14 +94,16 @@ def run_gate(options: GateOptions, progress: Callable[[str], None] = lambda _: N
     started = time.perf_counter()
     run.loaded = load_policy(options.policy_path)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="model-gate-"))
+    stages = _Stages(run, workdir, progress)
     try:
-        _Stages(run, workdir, progress).execute()
+        stages.execute()
     except GateError as error:
         run.error = error
         run.decision = "error" if error.exit_code != ExitCode.REJECTED else "rejected"
         if error.exit_code == ExitCode.REJECTED:
             run.checks.append(CheckResult("resolve", "resolve", Status.FAILED, str(error)))
     finally:
+        stages.close()
         run.duration_s = time.perf_counter() - started
         if not options.keep_workdir and options.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -117,6 +119,19 @@ class _Stages:
         self.policy = self.loaded.policy
         self._registry: Registry | None = None
         self.digests: dict[str, str] | None = None
+        self.processes: dict[str, Any] = {}
+
+    def process(self, label: str) -> Any:
+        """The child process for `label`, started now if it is not running yet (see ModelProcess)."""
+        from gate.sandbox import ModelProcess
+
+        if label not in self.processes:
+            self.processes[label] = ModelProcess(self.workdir / label, label).__enter__()
+        return self.processes[label]
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            process.close()
 
     # --------------------------------------------------------------- helpers
 
@@ -145,11 +160,17 @@ class _Stages:
     def execute(self) -> None:
         options = self.run.options
         ref = parse_model_uri(options.model_uri)
+        if self.policy.smoke or self.policy.evaluation:
+            self.process("candidate")  # its imports overlap resolution, download and the checks
+        if self.policy.evaluation is not None:
+            _import_in_background("sklearn.metrics")  # needed for the metrics; meanwhile we wait on I/O
         model_dir = self.timed("resolve_download", lambda: self.resolve_and_download(ref))
         if not self.pre_load_checks(model_dir, self.digests):
             return self.finish(rejected=True)
         target = self.timed("baseline_lookup", self.promotion_target)
         baseline_info = self.timed("baseline_lookup", lambda: self.baseline_version(target))
+        if baseline_info is not None and self.policy.evaluation is not None:
+            self.process("baseline")  # warms up while the candidate runs
         candidate_run = self.timed("candidate", lambda: self.evaluate("candidate", model_dir))
         if candidate_run.failed:
             return self.finish(rejected=True)
@@ -270,13 +291,14 @@ class _Stages:
                     f"{model_dir.name}: not an MLflow model (no MLmodel file), so it cannot be loaded for smoke "
                     "tests or evaluation"))
         else:
-            result = run_model(label=label, model_dir=model_dir, workdir=self.workdir,
+            result = run_model(label=label, process=self.process(label), model_dir=model_dir, workdir=self.workdir,
                                load_timeout_s=self.policy.load.timeout_s,
                                smoke=self.policy.smoke if smoke else None, resolve_path=self.loaded.resolve_path,
                                evaluation=evaluation, evaluation_data=getattr(self, "_evaluation_data", None),
                                metrics=metric_names)
             self.run.timings[f"{label}_load"] = result.load_s
             self.run.timings[f"{label}_predict"] = result.predict_s
+            self.run.timings[f"{label}_imports"] = result.import_s
         if label == "candidate":
             self.add(result.checks)
         else:
@@ -394,6 +416,14 @@ class _EmptyRun:
     @property
     def failed(self) -> bool:
         return any(c.blocking for c in self.checks)
+
+
+def _import_in_background(module: str) -> None:
+    """Start a slow import on a thread; a later `import` of it waits for this one to finish."""
+    import importlib
+    import threading
+
+    threading.Thread(target=importlib.import_module, args=(module,), daemon=True, name=f"import {module}").start()
 
 
 def _prefixed(check: CheckResult, prefix: str) -> CheckResult:

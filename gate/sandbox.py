@@ -22,10 +22,9 @@ class ModelProcessError(Exception):
 
 
 class ModelProcess:
-    """One child process holding one loaded model."""
+    """One child process that will hold one model; started early so its imports overlap the download."""
 
-    def __init__(self, model_dir: Path, workdir: Path, label: str) -> None:
-        self.model_dir = model_dir
+    def __init__(self, workdir: Path, label: str) -> None:
         self.workdir = workdir
         self.label = label
         self.log_path = workdir / f"{label}.log"
@@ -40,8 +39,7 @@ class ModelProcess:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "gate.worker", "--model", str(self.model_dir),
-                 "--cmd-fd", str(cmd_read), "--answer-fd", str(answer_write)],
+                [sys.executable, "-m", "gate.worker", "--cmd-fd", str(cmd_read), "--answer-fd", str(answer_write)],
                 pass_fds=(cmd_read, answer_write), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True, cwd=self.workdir,
             )
