@@ -54,7 +54,6 @@ def run_model(
     label: str,
     process: ModelProcess,
     model_dir: Path,
-    workdir: Path,
     load_timeout_s: float,
     smoke: SmokePolicy | None,
     resolve_path: Callable[[str], Path],
@@ -80,11 +79,11 @@ def run_model(
                                   f"(flavors: {', '.join(answer.get('flavors') or []) or 'unknown'})",
                                   value=round(run.load_s, 3), duration_s=time.perf_counter() - started))
     if smoke is not None:
-        _run_smoke(run, process, smoke, resolve_path, workdir / label)
+        _run_smoke(run, process, smoke, resolve_path, process.workdir)
         if run.failed:
             return run
     if evaluation is not None and evaluation_data is not None:
-        _run_evaluation(run, process, evaluation, evaluation_data, metrics, workdir / label, prefix)
+        _run_evaluation(run, process, evaluation, evaluation_data, metrics, process.workdir, prefix)
     return run
 
 

@@ -126,7 +126,7 @@ class _Stages:
         from gate.sandbox import ModelProcess
 
         if label not in self.processes:
-            self.processes[label] = ModelProcess(self.workdir / label, label).__enter__()
+            self.processes[label] = ModelProcess(self.workdir / f"{label}-process", label).__enter__()
         return self.processes[label]
 
     def close(self) -> None:
@@ -291,7 +291,7 @@ class _Stages:
                     f"{model_dir.name}: not an MLflow model (no MLmodel file), so it cannot be loaded for smoke "
                     "tests or evaluation"))
         else:
-            result = run_model(label=label, process=self.process(label), model_dir=model_dir, workdir=self.workdir,
+            result = run_model(label=label, process=self.process(label), model_dir=model_dir,
                                load_timeout_s=self.policy.load.timeout_s,
                                smoke=self.policy.smoke if smoke else None, resolve_path=self.loaded.resolve_path,
                                evaluation=evaluation, evaluation_data=getattr(self, "_evaluation_data", None),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from conftest import MiB
+from s3testing import MiB
 from faultproxy import Fault
 from gate.cli import main
 from gate.storage.fetch import download_model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CREDENTIALS
+from s3testing import CREDENTIALS
 from gate.cli import main
 from servers import start_mlflow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MiB, write_model
+from s3testing import MiB, write_model
 from gate.cli import main
 from gate.storage.fetch import STAGING_PREFIX, download_model
 from gate.storage.upload import upload_model
@@ -239,7 +239,7 @@ def test_destination_must_be_empty_unless_forced(s3, bucket, model_dir, tmp_path
 
 
 def test_secrets_never_reach_the_output(s3, bucket, model_dir, tmp_path, capsys):
-    from conftest import CREDENTIALS
+    from s3testing import CREDENTIALS
 
     root, _ = model_dir
     code, out, err = run(capsys, "-vv", "upload", str(root), "--name", "encoder", "--version", "1",
