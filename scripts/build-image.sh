@@ -26,7 +26,10 @@ while IFS='=' read -r key value; do
     export "$key=$value"
 done < <(bash "$ROOT/scripts/container-setup.sh" --print-env)
 
-args=(--isolation chroot --network host --layers --format docker -t "$IMAGE" -f "$ROOT/Dockerfile"
+# The build stage gets a tag of its own so that pruning dangling images (the
+# ones this build replaced) keeps its layers, the dependency layer above all.
+BUILD_STAGE_TAG=${BUILD_STAGE_TAG:-localhost/model-gate-build-stage:cache}
+args=(--isolation chroot --network host --layers --format docker -f "$ROOT/Dockerfile"
       --build-arg "WITH_MODELS=$WITH_MODELS")
 if [[ -s $CA_BUNDLE_HOST ]]; then
     # Beside the image's own bundle, not over it: ca-certificates rewrites that file while installing.
@@ -40,8 +43,9 @@ if [[ -n ${PIP_INDEX_URL:-} ]]; then
 fi
 
 start=$(date +%s)
-podman build "${args[@]}" "$ROOT" >&2
-# Drop the image this tag replaced; the cached intermediate layers stay.
+podman build "${args[@]}" --target build -t "$BUILD_STAGE_TAG" "$ROOT" >&2
+podman build "${args[@]}" -t "$IMAGE" "$ROOT" >&2
+# Drop what the new build replaced (untagged, childless); tagged chains stay cached.
 podman image prune -f >/dev/null
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 echo "build-image: $IMAGE built in $(($(date +%s) - start)) s, $((size / 1000000)) MB" >&2
