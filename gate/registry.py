@@ -206,8 +206,12 @@ class Registry:
         import mlflow.artifacts
 
         dest.mkdir(parents=True, exist_ok=True)
+        # The version's own artifact location, not "models:/…": that form is looked up in the
+        # default registry (MLFLOW_TRACKING_URI), not necessarily the one this gate talks to.
+        source = info.download_uri or self._call(f"read download URI of {info.uri}",
+                                                 self._client.get_model_version_download_uri, info.name, info.version)
         local = self._call(f"download {info.uri}", mlflow.artifacts.download_artifacts,
-                           artifact_uri=info.uri, dst_path=str(dest), tracking_uri=self.tracking_uri)
+                           artifact_uri=source, dst_path=str(dest), tracking_uri=self.tracking_uri)
         return Path(local)
 
     def download_run_artifact(self, ref: RunArtifact, dest: Path) -> Path:

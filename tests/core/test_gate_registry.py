@@ -255,3 +255,14 @@ def test_local_folder_validated_then_registered(gate, policy, tmp_path, client):
     registered = gate("check", "--policy", str(policy()), "--model-uri", str(folder), "--register-as", "from-folder")
     assert registered.code == 0, registered.out + registered.err
     assert alias_of(client, "from-folder") == "1"
+
+
+def test_tracking_uri_flag_alone_is_enough(gate, policy, register, client, mlflow_server, monkeypatch, tmp_path):
+    name, version = register("good")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    result = gate("check", "--policy", str(policy()), "--model-uri", f"models:/{name}/{version}",
+                  "--tracking-uri", mlflow_server.url)
+    assert result.code == 0, result.out + result.err
+    assert alias_of(client, name) == version
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
