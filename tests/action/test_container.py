@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_workspace
+from workspace import REPO, make_workspace
 from runner import parse_commands, parse_output_file
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]

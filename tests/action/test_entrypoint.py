@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_workspace, runner_files
+from workspace import REPO, make_workspace, runner_files
 from runner import parse_commands, parse_output_file
 
 WORKSPACE_OWNER = (1001, 127)  # the runner user's uid/gid on GitHub's hosted runners

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from workspace import REPO
 
 BIN = Path(sys.executable).parent
 WORKFLOWS = sorted((REPO / "examples" / "workflows").glob("*.yml"))
