@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"model-gate: error: {error}", err=True)
         return int(error.exit_code)
     except click.exceptions.Abort:
-        click.echo("model-gate: aborted", err=True)
-        return int(ExitCode.USAGE)
+        click.echo("model-gate: interrupted", err=True)
+        return 130
     except click.ClickException as error:
         error.show()
         return int(ExitCode.USAGE)
@@ -92,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("model-gate: interrupted", err=True)
         return 130
+    except Exception as error:  # a bug or an unexpected library error: one line, no secrets
+        if verbose:
+            raise
+        from gate.uris import scrub_secrets
+
+        detail = scrub_secrets(str(error).strip().splitlines()[0] if str(error).strip() else "")
+        click.echo(f"model-gate: internal error: {type(error).__name__}: {detail} "
+                   "(run with -vv for the traceback)", err=True)
+        return int(ExitCode.INFRA)
     return int(result) if isinstance(result, int) else 0
 
 

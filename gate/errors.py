@@ -57,3 +57,9 @@ class RegistryError(InfraError):
 
 class StorageError(InfraError):
     """Object storage could not be reached or answered unexpectedly."""
+
+
+class InternalError(GateError):
+    """A bug or an unexpected library failure: never reported as a verdict on the model."""
+
+    exit_code = ExitCode.INFRA

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from gate.errors import ExitCode, GateError, UsageError
+from gate.errors import ExitCode, GateError, InternalError, UsageError
 from gate.policy import LoadedPolicy, load_policy
 from gate.registry import ModelVersionInfo, Registry
 from gate.results import CheckResult, Status
@@ -102,6 +102,13 @@ def run_gate(options: GateOptions, progress: Callable[[str], None] = lambda _: N
         run.decision = "error" if error.exit_code != ExitCode.REJECTED else "rejected"
         if error.exit_code == ExitCode.REJECTED:
             run.checks.append(CheckResult("resolve", "resolve", Status.FAILED, str(error)))
+    except Exception as error:  # keep the report: say what broke, without secrets
+        from gate.uris import scrub_secrets
+
+        log.debug("unexpected error", exc_info=True)
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        run.error = InternalError(f"unexpected {type(error).__name__}: {scrub_secrets(detail)}")
+        run.decision = "error"
     finally:
         stages.close()
         run.duration_s = time.perf_counter() - started
@@ -397,10 +404,17 @@ class _Stages:
         candidate = self.run.candidate
         if candidate is None or self.run.options.dry_run:
             return
+        from gate.promotion import recheck_tags
+
         failed = ", ".join(c.name for c in self.run.checks if c.blocking)[:4000]
-        tags = audit_tags("rejected", self.loaded, self.run.previous_version, None)
-        tags["model_gate.failed_checks"] = failed
         try:
+            target = self.promotion_target()
+            if target is not None and target.mode != "copy_to" and target.holder == candidate.version:
+                # The version already holds its place: keep its promotion record, record the re-check.
+                tags = recheck_tags("rejected", self.loaded, failed)
+            else:
+                tags = audit_tags("rejected", self.loaded, self.run.previous_version, None)
+                tags["model_gate.failed_checks"] = failed
             self.registry().set_version_tags(candidate.name, candidate.version, tags)
         except GateError as error:
             log.warning("could not record the rejection on %s: %s", candidate.uri, error)

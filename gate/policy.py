@@ -35,7 +35,8 @@ ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a YAML `true` or "0.9" where a number belongs is an error, not a silent conversion
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _positive(value: float, what: str) -> float:
@@ -416,7 +417,34 @@ def load_policy(path: str | Path, env: dict[str, str] | None = None) -> LoadedPo
         policy = Policy.model_validate(data)
     except ValidationError as error:
         raise PolicyError(_describe_validation_error(error, node, path)) from None
-    return LoadedPolicy(policy=policy, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest())
+    loaded = LoadedPolicy(policy=policy, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest())
+    _check_referenced_files(loaded, node, path)
+    return loaded
+
+
+def _referenced_files(policy: Policy) -> list[tuple[tuple, str]]:
+    """(key path, value) of every file the policy names that must exist before the gate runs."""
+    files: list[tuple[tuple, str]] = []
+    if policy.evaluation is not None:
+        files.append((("evaluation", "dataset"), policy.evaluation.dataset))
+    for index, case in enumerate(policy.smoke.cases if policy.smoke else []):
+        if case.input.file is not None:
+            files.append((("smoke", "cases", index, "input", "file"), case.input.file))
+    signature = policy.integrity.signature
+    if signature is not None:
+        for key in ("public_keys", "certificate_chain"):
+            files += [(("integrity", "signature", key, i), v) for i, v in enumerate(getattr(signature, key))]
+    return files
+
+
+def _check_referenced_files(loaded: LoadedPolicy, node: Any, path: Path) -> None:
+    """A missing dataset or key is a policy error now, not a failure after a multi-GB download."""
+    for loc, value in _referenced_files(loaded.policy):
+        target = loaded.resolve_path(value)
+        problem = None if target.is_file() else "is a folder, not a file" if target.is_dir() else "not found"
+        if problem:
+            line = _line_of(node, loc)
+            raise PolicyError(f"{path}{f':{line}' if line else ''}: {_dotted(loc)}: {target} {problem}")
 
 
 def _describe_validation_error(error: ValidationError, node: Any, path: Path, limit: int = 3) -> str:
@@ -425,8 +453,11 @@ def _describe_validation_error(error: ValidationError, node: Any, path: Path, li
     parts = []
     for problem in problems[:limit]:
         loc = _error_loc(problem)
-        line = _line_of(node, loc)
         message = problem["msg"].removeprefix("Value error, ")
+        # Cross-field checks run on the whole model (no location); their messages start with the key path.
+        if not loc and (match := re.match(r"^([A-Za-z_][\w-]*(?:\.[\w-]+)*): (.*)$", message)):
+            loc, message = tuple(match.group(1).split(".")), match.group(2)
+        line = _line_of(node, loc)
         if problem["type"] == "extra_forbidden":
             message = "unknown key"
         elif problem["type"] == "missing":

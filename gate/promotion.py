@@ -93,6 +93,15 @@ def audit_tags(status: str, loaded: LoadedPolicy, previous: str | None, target: 
     return tags
 
 
+def recheck_tags(status: str, loaded: LoadedPolicy, failed_checks: str | None = None) -> dict[str, str]:
+    """Tags for re-gating a version that already holds its place: the promotion record stays as it is."""
+    tags = {f"{TAG_PREFIX}recheck_status": status, f"{TAG_PREFIX}recheck_policy_sha256": loaded.sha256,
+            f"{TAG_PREFIX}rechecked_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if failed_checks is not None:
+        tags[f"{TAG_PREFIX}recheck_failed_checks"] = failed_checks
+    return tags
+
+
 def promote(registry: Registry, loaded: LoadedPolicy, candidate: ModelVersionInfo, expected: Target) -> PromotionResult:
     """Move the alias/stage to the candidate if the target still holds what we compared against."""
     policy = loaded.policy.promotion
@@ -107,6 +116,18 @@ def promote(registry: Registry, loaded: LoadedPolicy, candidate: ModelVersionInf
                 f"{_place(expected)} moved from version {expected.holder or 'none'} to {now.holder or 'none'} "
                 "while this gate ran (another promotion?); nothing was promoted. Re-run the gate to compare "
                 "against the new champion.", duration_s=time.perf_counter() - started))
+        if expected.mode != "copy_to" and now.holder == candidate.version:
+            # Re-gating the champion: nothing moves, and its promotion record (previous champion,
+            # the rollback target) must survive; only the re-check is recorded.
+            registry.set_version_tags(candidate.name, candidate.version, recheck_tags("passed", loaded))
+            return PromotionResult(CheckResult(
+                "promotion", "promotion", Status.PASSED,
+                f"{candidate.uri} already holds {_place(expected)}; nothing moved, its promotion record is kept",
+                value=candidate.version, baseline=expected.holder, duration_s=time.perf_counter() - started),
+                promoted_name=candidate.name, promoted_version=candidate.version,
+                details={"mode": expected.mode, "alias": expected.alias, "stage": expected.stage,
+                         "model": candidate.name, "version": candidate.version, "previous_version": expected.holder,
+                         "unchanged": True})
         promoted = candidate
         if expected.mode == "copy_to":
             promoted = registry.copy_version(candidate, expected.model_name)
@@ -163,6 +184,8 @@ def rollback(registry: Registry, name: str, alias: str) -> dict[str, Any]:
         raise UsageError(f"{info.uri} (alias {alias}) has no recorded previous champion "
                          f"({TAG_PREFIX}previous_champion tag); nothing to roll back to")
     target_info = registry.get_version(name, previous)
+    if target_info.version == current:
+        raise UsageError(f"{info.uri} (alias {alias}) records itself as the previous champion; nothing to roll back to")
     lock = registry.acquire_lock(name, f"rollback:{os.getpid()}", LOCK_TIMEOUT_S, LOCK_STALE_AFTER_S)
     try:
         if registry.alias_holder(name, alias) != current:

@@ -16,11 +16,14 @@ def register_source(registry: Registry, name: str, source: str, timeout_s: float
     ref = parse_model_uri(source)
     if isinstance(ref, LocalFolder):
         return register_folder(registry, name, ref.path, timeout_s, poll_s)
-    registry.ensure_registered_model(name)
+    # Check the source first: a bad source must leave no registered model and no version behind.
     if isinstance(ref, RunArtifact):
+        registry.require_run_artifacts(ref.run_id, ref.path)
+        registry.ensure_registered_model(name)
         info = registry.create_version(name, f"runs:/{ref.run_id}/{ref.path}", ref.run_id, None)
     elif isinstance(ref, LoggedModel):
         logged = registry.logged_model(ref)
+        registry.ensure_registered_model(name)
         info = registry.create_version(name, logged.artifact_location, logged.source_run_id, ref.model_id)
     else:
         raise UsageError(f"--source {source!r}: register from runs:/RUN_ID/PATH, models:/m-<id> or a local folder")

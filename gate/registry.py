@@ -23,6 +23,7 @@ from gate.uris import (
     RegistryVersion,
     RunArtifact,
     redact_uri,
+    scrub_secrets,
 )
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Registry:
         if not tracking_uri:
             raise UsageError("no tracking URI: set registry.tracking_uri in the policy, "
                              "--tracking-uri, or MLFLOW_TRACKING_URI")
+        _check_tracking_uri(tracking_uri)
         _limit_mlflow_retries()
         from mlflow import MlflowClient
 
@@ -98,12 +100,12 @@ class Registry:
                 raise UsageError(f"{what}: {text} (tracking URI {self.display_uri})") from None
             if _looks_like_connection_error(text):
                 raise RegistryError(f"cannot reach the tracking server at {self.display_uri} while trying to "
-                                    f"{what}: {_scrub(text)}") from None
+                                    f"{what}: {scrub_secrets(text)}") from None
             raise RegistryError(f"registry error while trying to {what} at {self.display_uri}: "
-                                f"{_scrub(text)}") from None
+                                f"{scrub_secrets(text)}") from None
         except OSError as error:
             raise RegistryError(f"cannot reach the tracking server at {self.display_uri} while trying to "
-                                f"{what}: {_scrub(str(error))}") from None
+                                f"{what}: {scrub_secrets(str(error))}") from None
 
     # ------------------------------------------------------------ reading
 
@@ -235,7 +237,7 @@ class Registry:
             return False
         except MlflowException as error:
             if getattr(error, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
-                self._call(f"read registered model {name}", _reraise, error)
+                self._call(f"read registered model {name!r}", _reraise, error, missing=f"registered model {name!r}")
         except OSError as error:
             self._call(f"read registered model {name}", _reraise, error)
         try:
@@ -243,8 +245,15 @@ class Registry:
         except MlflowException as error:
             if getattr(error, "error_code", "") == "RESOURCE_ALREADY_EXISTS":
                 return False  # another run created it in between: that is what we wanted
-            self._call(f"create registered model {name}", _reraise, error)
+            self._call(f"create registered model {name!r}", _reraise, error, missing=f"registered model {name!r}")
         return True
+
+    def require_run_artifacts(self, run_id: str, path: str) -> None:
+        """UsageError unless the run exists and has artifacts under `path`."""
+        self._call(f"read run {run_id}", self._client.get_run, run_id, missing=f"run {run_id} not found")
+        listed = self._call(f"list artifacts of run {run_id}", self._client.list_artifacts, run_id, path or None)
+        if not listed:
+            raise UsageError(f"run {run_id} has no artifacts under {path!r} (tracking URI {self.display_uri})")
 
     def create_version(self, name: str, source: str, run_id: str | None, model_id: str | None,
                        tags: dict[str, str] | None = None) -> ModelVersionInfo:
@@ -349,6 +358,19 @@ class Registry:
             log.warning("could not release promotion lock %s: %s", lock_name, _first_line(str(error)))
 
 
+TRACKING_SCHEMES = ("http", "https", "databricks", "databricks-uc", "sqlite", "postgresql", "mysql", "mssql")
+
+
+def _check_tracking_uri(uri: str) -> None:
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme.split("+")[0].lower()
+    if scheme not in TRACKING_SCHEMES:
+        shown = redact_uri(uri) if "://" in uri else uri
+        raise UsageError(f"tracking URI {shown!r}: unsupported scheme {scheme or '(none)'!r}; use an MLflow server "
+                         "(http:// or https://) or a database URI (sqlite, postgresql, mysql, mssql)")
+
+
 def _reraise(error: BaseException) -> None:
     raise error
 
@@ -361,13 +383,3 @@ def _looks_like_connection_error(text: str) -> bool:
     needles = ("Max retries exceeded", "Connection refused", "ConnectionError", "Failed to establish",
                "timed out", "Name or service not known", "API request to", "NewConnectionError")
     return any(n in text for n in needles)
-
-
-def _scrub(text: str) -> str:
-    """Messages from requests repeat the URL, which may carry credentials or signed query strings."""
-    import re
-
-    text = re.sub(r"(https?://)[^/\s@]+@", r"\1***@", text)
-    text = re.sub(r"([?&](?:X-Amz-[^=]+|token|sig|signature|access_token)=)[^&\s'\"]+", r"\1***", text,
-                  flags=re.IGNORECASE)
-    return text[:500]

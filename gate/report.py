@@ -108,9 +108,7 @@ def render_text(report: dict[str, Any]) -> str:
     width = max((len(c["name"]) for c in report["checks"]), default=10)
     for check in report["checks"]:
         lines.append(f"  {check['status'].upper():8} {check['name']:<{width}}  {check['message']}")
-    if report.get("error"):
-        lines.append(f"  error: {report['error']}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"  # an error goes to stderr once, from the CLI
 
 
 RENDERERS = {"json": render_json, "markdown": render_markdown, "junit": render_junit, "text": render_text}

@@ -34,8 +34,8 @@ class ModelProcess:
 
     def __enter__(self) -> ModelProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd_read, cmd_write = os.pipe()
-        answer_read, answer_write = os.pipe()
+        cmd_read, cmd_write = (_above_stdio(fd) for fd in os.pipe())
+        answer_read, answer_write = (_above_stdio(fd) for fd in os.pipe())
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
@@ -111,7 +111,7 @@ class ModelProcess:
         line, self._buffer = self._buffer.split(b"\n", 1)
         answer = json.loads(line)
         if not answer.get("ok"):
-            raise ModelProcessError(f"{during} raised {answer.get('error')}")
+            raise ModelProcessError(f"{during} raised {_one_line(answer.get('error') or 'an error')}")
         return answer
 
     def _death_message(self, during: str) -> str:
@@ -131,3 +131,26 @@ class ModelProcess:
         except OSError:
             return ""
         return f"; last output: {lines[-1][:300]}" if lines else ""
+
+
+def _one_line(error: str, limit: int = 300) -> str:
+    """Model errors can span pages (MLflow prints whole DataFrames); reports need one line."""
+    first = error.strip().splitlines()[0] if error.strip() else error
+    if "Failed to enforce schema" in error:
+        # MLflow's signature check: the data does not have the columns/types the model was logged with.
+        detail = next((line.strip() for line in error.splitlines() if "Error:" in line or "missing" in line.lower()),
+                      "")
+        first = "the input does not match the model's input schema" + (f" ({detail})" if detail else "")
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def _above_stdio(fd: int) -> int:
+    """If the gate was started with fd 0, 1 or 2 closed, a pipe can get that number and the
+    child's stdout/stderr redirection would overwrite it: move it above 2."""
+    if fd > 2:
+        return fd
+    import fcntl
+
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved

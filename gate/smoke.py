@@ -87,6 +87,6 @@ def evaluate_expectations(name: str, expect: SmokeExpect, output: Any, meta: dic
                            value=round(slowest, 3), threshold=expect.max_latency_ms,
                            details={"shape": meta.get("shape"), "output_type": meta.get("output_type")})
     return CheckResult(name=f"smoke.{name}", stage="smoke", status=Status.PASSED,
-                       message=f"smoke case {name!r}: {rows} rows of {meta.get('output_type')} in {slowest:.1f} ms",
+                       message=f"smoke case {name!r}: {rows} row{'' if rows == 1 else 's'} of {meta.get('output_type')} in {slowest:.1f} ms",
                        value=round(slowest, 3), threshold=expect.max_latency_ms,
                        details={"shape": meta.get("shape"), "output_type": meta.get("output_type")})

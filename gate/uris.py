@@ -135,3 +135,11 @@ def redact_uri(uri: str | None) -> str | None:
     if parsed.username or parsed.password:
         host = f"***@{host}"
     return parsed._replace(netloc=host, query="", fragment="").geturl()
+
+
+def scrub_secrets(text: str, limit: int = 500) -> str:
+    """Free text (an exception message) without URL credentials or signed query parameters."""
+    text = re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@", r"\1***@", text)
+    text = re.sub(r"([?&](?:X-Amz-[^=]+|token|sig|signature|access_token)=)[^&\s'\"]+", r"\1***", text,
+                  flags=re.IGNORECASE)
+    return text[:limit]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -32,8 +33,19 @@ def check(policy_path: Path, model_uri: str, dry_run: bool, report_dir: Path | N
     Exit codes: 0 passed (promoted, or would be in a dry run), 1 rejected,
     2 usage or policy error, 3 registry, storage or network error.
     """
+    from gate.errors import UsageError
     from gate.pipeline import GateOptions, run_gate
     from gate.report import write_reports
+
+    if report_dir is not None:
+        # Before anything else: a gate that promotes and then cannot write its report would
+        # exit non-zero with the registry already changed.
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--report-dir {report_dir}: cannot create it: {error.strerror}") from None
+        if not os.access(report_dir, os.W_OK):
+            raise UsageError(f"--report-dir {report_dir}: not writable")
 
     options = GateOptions(policy_path=policy_path, model_uri=model_uri, dry_run=dry_run,
                           tracking_uri=tracking_uri or None, register_as=register_as, workdir=workdir,

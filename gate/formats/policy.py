@@ -11,7 +11,8 @@ from gate.formats.safetensors_check import DEFAULT_MAX_HEADER
 
 
 class FormatsPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a YAML `true` or "0.9" where a number belongs is an error, not a silent conversion
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     # Weight formats the model may contain; None means every recognised format.
     # Text files (configs, tokenizers, MLmodel, requirements) are never weights and always allowed.

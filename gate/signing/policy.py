@@ -13,7 +13,8 @@ FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class SignaturePolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a YAML `true` or "0.9" where a number belongs is an error, not a silent conversion
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     required: bool = True
     # key: OMS bundle signed with an EC key; certificate: OMS bundle with an X.509 chain;
@@ -59,6 +60,7 @@ class SignaturePolicy(BaseModel):
 
 
 class IntegrityPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a YAML `true` or "0.9" where a number belongs is an error, not a silent conversion
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     signature: SignaturePolicy | None = None

@@ -31,6 +31,9 @@ promotion:
 
 
 def write(tmp_path, text: str):
+    (tmp_path / "holdout.csv").write_text("x,y\n1,0\n")  # files a policy names must exist
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "h.csv").write_text("x,y\n1,0\n")
     path = tmp_path / "gate.yaml"
     path.write_text(textwrap.dedent(text))
     return path
@@ -78,6 +81,10 @@ MALFORMED = [
     ("env var unset", VALID.replace("dataset: holdout.csv", "dataset: ${GATE_TEST_UNSET_VAR}"), "evaluation.dataset: environment variable GATE_TEST_UNSET_VAR is not set"),
     ("threshold without bounds", VALID.replace("    min: 0.9\n", ""), "a threshold needs at least one of"),
     ("negative tolerated regression", VALID.replace("    min: 0.9", "    max_regression_abs: -0.1"), "max_regression_abs: Input should be greater than or equal to 0"),
+    ("dataset missing", VALID.replace("dataset: holdout.csv", "dataset: nope.csv"), ":8: evaluation.dataset: "),
+    ("dataset is a folder", VALID.replace("dataset: holdout.csv", "dataset: data"), "data is a folder, not a file"),
+    ("boolean where a number belongs", VALID.replace("smoke:\n", "smoke:\n  timeout_s: true\n"), ":3: smoke.timeout_s: Input should be a valid number"),
+    ("string where a number belongs", VALID.replace("    min: 0.9", '    min: "0.9"'), ":14: thresholds.accuracy.min: Input should be a valid number"),
     ("reserved tag prefix", VALID + "  tags:\n    model_gate.status: x\n", "reserved prefix model_gate."),
 ]
 

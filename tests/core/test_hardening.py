@@ -1,0 +1,72 @@
+"""Cases found by trying to break the gate: each must be one line, the right exit code, and a registry
+left as it was (or only re-check tags)."""
+
+from __future__ import annotations
+
+import json
+
+from test_gate_registry import alias_of
+
+
+def test_unwritable_report_dir_is_refused_before_anything(gate, policy, register, client, tmp_path):
+    name, version = register("good")
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    result = gate("check", "--policy", str(policy()), "--model-uri", f"models:/{name}/{version}",
+                  "--report-dir", str(blocker / "sub"))
+    assert result.code == 2 and "--report-dir" in result.err and "Traceback" not in result.err
+    assert alias_of(client, name) is None
+
+
+def test_bad_tracking_uri_scheme_hides_the_password(gate, policy):
+    result = gate("check", "--policy", str(policy()), "--model-uri", "models:/m/1", "--dry-run",
+                  "--tracking-uri", "htps://alice:s3cr3tPW@mlflow.example.com")
+    assert result.code == 2
+    assert "unsupported scheme 'htps'" in result.err
+    assert "s3cr3tPW" not in result.out + result.err
+
+
+def test_regating_the_champion_keeps_its_promotion_record(gate, policy, register, client):
+    name, first = register("good")
+    _, second = register("good", name)
+    for version in (first, second):
+        assert gate("check", "--policy", str(policy()), "--model-uri", f"models:/{name}/{version}").code == 0
+    again = gate("check", "--policy", str(policy()), "--model-uri", f"models:/{name}@champion")
+    assert again.code == 0 and "already holds alias 'champion'" in again.out
+    tags = client.get_model_version(name, second).tags
+    assert tags["model_gate.previous_champion"] == first and tags["model_gate.recheck_status"] == "passed"
+    # A failing re-check is recorded beside the promotion record, which stays.
+    strict = policy(thresholds={"accuracy": {"direction": "higher", "min": 0.99}})
+    assert gate("check", "--policy", str(strict), "--model-uri", f"models:/{name}@champion").code == 1
+    tags = client.get_model_version(name, second).tags
+    assert tags["model_gate.status"] == "promoted" and tags["model_gate.recheck_status"] == "rejected"
+    assert "threshold.accuracy" in tags["model_gate.recheck_failed_checks"]
+    rolled = gate("rollback", "--model", name, "--json")
+    assert rolled.code == 0 and json.loads(rolled.out)["to_version"] == first
+
+
+def test_register_checks_the_source_before_creating_anything(gate, client, tracking_uri):
+    from mlflow.exceptions import MlflowException
+
+    missing_run = gate("register", "--name", "never-created", "--source", "runs:/0123456789abcdef0123456789abcdef/model")
+    assert missing_run.code == 2 and "not found" in missing_run.err
+    missing_model = gate("register", "--name", "never-created", "--source", "models:/m-0123456789abcdef0123456789abcdef")
+    assert missing_model.code == 2
+    try:
+        client.get_registered_model("never-created")
+        raise AssertionError("a failed registration created the registered model")
+    except MlflowException:
+        pass
+
+
+def test_dataset_not_matching_the_model_schema_is_one_line(gate, policy, register, tmp_path):
+    name, version = register("good")
+    data = tmp_path / "renamed.csv"
+    data.write_text("sepal_len,sepal_width,petal_length,petal_width,target\n5.1,3.5,1.4,0.2,0\n6.2,2.9,4.3,1.3,1\n")
+    evaluation = {"dataset": str(data), "target": "target", "task": "classification", "metrics": ["accuracy"]}
+    result = gate("check", "--policy", str(policy(evaluation=evaluation)), "--model-uri", f"models:/{name}/{version}",
+                  "--format", "json")
+    assert result.code == 1
+    check = next(c for c in json.loads(result.out)["checks"] if c["name"] == "evaluation")
+    assert check["status"] == "error"
+    assert "does not match the model's input schema" in check["message"] and "\n" not in check["message"]
