@@ -167,6 +167,9 @@ class _Stages:
     def execute(self) -> None:
         options = self.run.options
         ref = parse_model_uri(options.model_uri)
+        if options.register_as and is_registry_ref(ref):
+            raise UsageError(f"--register-as is for folders, runs:/ and s3:// models; {options.model_uri} "
+                             "is already a registry version")
         if self.policy.smoke or self.policy.evaluation:
             self.process("candidate")  # its imports overlap resolution, download and the checks
         if self.policy.evaluation is not None:
