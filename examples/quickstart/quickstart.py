@@ -49,7 +49,14 @@ def main() -> int:
 
     state = ROOT / ".quickstart"
     shutil.rmtree(state, ignore_errors=True)  # every run tells the same story from an empty registry
-    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                      # keep the gate's own output readable: no library progress bars or warnings
+                      MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false", TQDM_DISABLE="1", PYTHONWARNINGS="ignore")
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
     print("starting a local MLflow server (SQLite registry) ...", flush=True)
     server = start_mlflow(state / "mlflow")
     env = {**os.environ, "MLFLOW_TRACKING_URI": server.url}
