@@ -71,9 +71,25 @@ def cli(ctx: click.Context, verbose: int) -> None:
     logging.getLogger("gate").setLevel(logging.INFO if verbose == 0 else level)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job): unwind like Ctrl-C, so model processes and the promotion lock are released."""
+
+
+def _terminate_like_interrupt() -> None:
+    import signal
+    import threading
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this in-process)."""
     verbose = argv is not None and any(a in ("-vv", "-vvv") for a in argv) or "-vv" in sys.argv
+    _terminate_like_interrupt()
     try:
         result = cli.main(args=argv, prog_name="model-gate", standalone_mode=False)
     except GateError as error:
@@ -81,17 +97,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"model-gate: error: {error}", err=True)
         return int(error.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:  # click turns KeyboardInterrupt into Abort
         click.echo("model-gate: interrupted", err=True)
-        return 130
+        return 143 if isinstance(abort.__cause__, Terminated) else 130
     except click.ClickException as error:
         error.show()
         return int(ExitCode.USAGE)
     except click.exceptions.Exit as exit_:
         return int(exit_.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         click.echo("model-gate: interrupted", err=True)
-        return 130
+        return 143 if isinstance(interrupt, Terminated) else 130
     except Exception as error:  # a bug or an unexpected library error: one line, no secrets
         if verbose:
             raise

@@ -55,7 +55,16 @@ def check(policy_path: Path, model_uri: str, dry_run: bool, report_dir: Path | N
     if report_dir is not None:
         written = write_reports(report, report_dir)
         click.echo(f"model-gate: reports written to {', '.join(str(p) for p in written.values())}", err=True)
-    click.echo(RENDERERS[output_format](report), nl=False)
+    # The verdict is decided (and maybe already in the registry): a reader that went away
+    # (`| head -1`, a closed stderr) must not turn it into a different exit code.
+    _echo_quietly(RENDERERS[output_format](report), err=False)
     if run.error is not None:
-        click.echo(f"model-gate: error: {run.error}", err=True)
+        _echo_quietly(f"model-gate: error: {run.error}\n", err=True)
     return int(run.exit_code)
+
+
+def _echo_quietly(text: str, err: bool) -> None:
+    try:
+        click.echo(text, nl=False, err=err)
+    except (BrokenPipeError, OSError, ValueError):
+        pass

@@ -70,3 +70,64 @@ def test_dataset_not_matching_the_model_schema_is_one_line(gate, policy, registe
     check = next(c for c in json.loads(result.out)["checks"] if c["name"] == "evaluation")
     assert check["status"] == "error"
     assert "does not match the model's input schema" in check["message"] and "\n" not in check["message"]
+
+
+def _gate_process(policy_path, uri, tracking_uri, **popen):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    return subprocess.Popen([sys.executable, "-m", "gate", "check", "--policy", str(policy_path), "--model-uri", uri,
+                             "--dry-run"], env=env, **popen)
+
+
+def test_a_reader_that_goes_away_does_not_change_the_verdict(policy, register, tracking_uri):
+    import subprocess
+
+    name, version = register("good")
+    process = _gate_process(policy(), f"models:/{name}/{version}", tracking_uri,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process.stdout.close()  # like `model-gate check ... | head -0`
+    assert process.wait(timeout=300) == 0
+
+
+def _children(pid: int) -> set[int]:
+    from pathlib import Path
+
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_unwinds_and_kills_the_model_process(policy, register, tracking_uri):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    name, version = register("hanging")
+    cases = [{"name": "one-row", "input": {"records": [{"x": 1.0}]}}]
+    path = policy(smoke={"timeout_s": 600, "cases": cases}, evaluation=None, thresholds=None,
+                  formats={"pickle": "allow"})
+    process = _gate_process(path, f"models:/{name}/{version}", tracking_uri,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    workers = set()
+    while time.monotonic() < deadline and not workers:  # wait until the model process exists
+        workers = _children(process.pid)
+        time.sleep(0.5)
+    assert workers, "the gate never started a model process"
+    time.sleep(8)  # let it reach the hanging predict
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    assert "interrupted" in process.stderr.read()
+    time.sleep(0.5)
+    assert not any(os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]
+                   for pid in workers)
