@@ -285,7 +285,7 @@ class _Stages:
         return registry.get_version(target.model_name, target.holder)
 
     def evaluate(self, label: str, model_dir: Path, smoke: bool = True) -> Any:
-        from gate.evaluate import prepare_evaluation, run_model
+        from gate.evaluate import ModelRun, prepare_evaluation, run_model
 
         evaluation = self.policy.evaluation
         metric_names = self.metric_names()
@@ -293,7 +293,7 @@ class _Stages:
             self._evaluation_data = prepare_evaluation(evaluation, self.loaded.resolve_path(evaluation.dataset),
                                                        self.workdir)
         if not (model_dir / "MLmodel").is_file():
-            result = _EmptyRun(label)
+            result = ModelRun(label=label)
             if self.policy.smoke or evaluation:
                 prefix = "" if label == "candidate" else f"{label}."
                 result.checks.append(CheckResult(
@@ -421,18 +421,6 @@ class _Stages:
             self.registry().set_version_tags(candidate.name, candidate.version, tags)
         except GateError as error:
             log.warning("could not record the rejection on %s: %s", candidate.uri, error)
-
-
-class _EmptyRun:
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.checks: list[CheckResult] = []
-        self.metrics = None
-        self.load_s = self.predict_s = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return any(c.blocking for c in self.checks)
 
 
 def _import_in_background(module: str) -> None:
