@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -120,5 +122,26 @@ def main(argv: list[str] | None = None) -> int:
     return int(result) if isinstance(result, int) else 0
 
 
+def run() -> None:
+    """The console entry point."""
+    exit_without_teardown(main())
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """Flush and exit, skipping the interpreter's teardown.
+
+    Every file the gate writes is closed, its model processes stopped and its temporary
+    folders removed before main() returns; what is left is unloading mlflow, pandas and
+    sklearn module by module, which takes most of a second on every run.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: the exit code still stands
+            pass
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
