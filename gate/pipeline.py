@@ -172,11 +172,13 @@ class _Stages:
                              "is already a registry version")
         if self.policy.smoke or self.policy.evaluation:
             self.process("candidate")  # its imports overlap resolution, download and the checks
-        if self.policy.evaluation is not None:
-            _import_in_background("sklearn.metrics")  # needed for the metrics; meanwhile we wait on I/O
         model_dir = self.timed("resolve_download", lambda: self.resolve_and_download(ref))
         if not self.pre_load_checks(model_dir, self.digests):
             return self.finish(rejected=True)
+        if self.policy.evaluation is not None:
+            # Needed for the metrics once predictions arrive; imported while the model process loads
+            # the model (earlier, it would compete for the GIL with mlflow's import and the checks).
+            _import_in_background("sklearn.metrics")
         target = self.timed("baseline_lookup", self.promotion_target)
         baseline_info = self.timed("baseline_lookup", lambda: self.baseline_version(target))
         if baseline_info is not None and self.policy.evaluation is not None:
