@@ -133,7 +133,9 @@ class _Stages:
         from gate.sandbox import ModelProcess
 
         if label not in self.processes:
-            self.processes[label] = ModelProcess(self.workdir / f"{label}-process", label).__enter__()
+            process = ModelProcess(self.workdir / f"{label}-process", label,
+                                   pass_env=frozenset(self.policy.load.pass_env))
+            self.processes[label] = process.__enter__()
         return self.processes[label]
 
     def close(self) -> None:

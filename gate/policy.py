@@ -59,6 +59,9 @@ class RegistryPolicy(_Strict):
 
 class LoadPolicy(_Strict):
     timeout_s: float = 300.0  # loading the model in the child process
+    # Environment variables model code gets even though they look like credentials or registry
+    # settings (which are withheld from the model process by default).
+    pass_env: list[str] = Field(default_factory=list)
 
     @field_validator("timeout_s")
     @classmethod

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 class ModelProcessError(Exception):
@@ -24,8 +24,9 @@ class ModelProcessError(Exception):
 class ModelProcess:
     """One child process that will hold one model; started early so its imports overlap the download."""
 
-    def __init__(self, workdir: Path, label: str) -> None:
+    def __init__(self, workdir: Path, label: str, pass_env: frozenset[str] = frozenset()) -> None:
         self.workdir = workdir
+        self.pass_env = pass_env
         self.label = label
         self.log_path = workdir / f"{label}.log"
         self._process: subprocess.Popen | None = None
@@ -36,7 +37,8 @@ class ModelProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd_read, cmd_write = (_above_stdio(fd) for fd in os.pipe())
         answer_read, answer_write = (_above_stdio(fd) for fd in os.pipe())
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**model_environment(os.environ, self.pass_env),
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "gate.worker", "--cmd-fd", str(cmd_read), "--answer-fd", str(answer_write)],
@@ -131,6 +133,32 @@ class ModelProcess:
         except OSError:
             return ""
         return f"; last output: {lines[-1][:300]}" if lines else ""
+
+
+# What model code never sees: credentials, the registry's address, and the runner's command
+# files (writing to GITHUB_OUTPUT or GITHUB_ENV would let a model forge the gate's decision or
+# change the environment of the workflow's later steps).
+_WITHHELD_NAMES = frozenset({
+    "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "DATABRICKS_HOST",
+    "GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_STATE", "GITHUB_STEP_SUMMARY",
+    "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_CONNECTION_STRING", "MODEL_GATE_KEY_PASSWORD",
+})
+_WITHHELD_PREFIXES = ("AWS_", "ACTIONS_", "INPUT_", "AZURE_CLIENT_", "DATABRICKS_")
+_WITHHELD_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE_KEY", "API_KEY", "ACCESS_KEY")
+
+
+def model_environment(environ: Mapping[str, str], pass_env: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The environment for model code: the gate's, without secrets or registry access.
+
+    `pass_env` (the policy's load.pass_env) names variables a model needs anyway.
+    """
+    def withheld(name: str) -> bool:
+        upper = name.upper()
+        return (upper in _WITHHELD_NAMES or upper.startswith(_WITHHELD_PREFIXES)
+                or any(word in upper for word in _WITHHELD_WORDS))
+
+    return {name: value for name, value in environ.items() if name in pass_env or not withheld(name)}
 
 
 def _one_line(error: str, limit: int = 300) -> str:

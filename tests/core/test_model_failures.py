@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import yaml
 
 
 def smoke_only(policy, **smoke):
@@ -71,3 +72,23 @@ def test_bad_dataset_is_usage_error(gate, policy, register, tmp_path):
     result = gate("check", "--policy", str(policy(evaluation=evaluation)), "--model-uri", f"models:/{name}/{version}")
     assert result.code == 2
     assert "target column 'target' not found" in result.err
+
+
+def test_model_code_does_not_see_credentials_or_runner_files(gate, policy, register, tmp_path, monkeypatch):
+    name, version = register("env_probe")
+    probe = tmp_path / "seen.json"
+    monkeypatch.setenv("ENV_PROBE_FILE", str(probe))
+    for variable in ("MLFLOW_TRACKING_TOKEN", "AWS_SECRET_ACCESS_KEY", "GITHUB_OUTPUT", "GITHUB_ENV",
+                     "INPUT_TRACKING-TOKEN", "MY_SERVICE_PASSWORD", "FEATURE_STORE_TOKEN"):
+        monkeypatch.setenv(variable, "probe-value")
+    path = smoke_only(policy)
+    data = yaml.safe_load(path.read_text())
+    data["load"]["pass_env"] = ["FEATURE_STORE_TOKEN"]  # a secret the model legitimately needs
+    path.write_text(yaml.safe_dump(data))
+    result = gate("check", "--policy", str(path), "--model-uri", f"models:/{name}/{version}", "--dry-run")
+    assert result.code == 0, result.out + result.err
+    seen = set(json.loads(probe.read_text()))
+    assert "FEATURE_STORE_TOKEN" in seen and "ENV_PROBE_FILE" in seen and "PATH" in seen
+    for withheld in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_URI", "AWS_SECRET_ACCESS_KEY", "GITHUB_OUTPUT",
+                     "GITHUB_ENV", "INPUT_TRACKING-TOKEN", "MY_SERVICE_PASSWORD"):
+        assert withheld not in seen, withheld

@@ -126,3 +126,28 @@ def test_help_imports_no_heavy_library():
                 "print([m for m in ('mlflow', 'torch', 'transformers') if m in sys.modules])")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
         assert out.strip().splitlines()[-1] == "[]", command
+
+
+def test_model_environment_withholds_credentials_and_runner_files():
+    from gate.sandbox import model_environment
+
+    environ = {"PATH": "/usr/bin", "HOME": "/root", "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": "http://u:p@h",
+               "MLFLOW_TRACKING_TOKEN": "t", "AWS_ACCESS_KEY_ID": "a", "AWS_REGION": "eu-west-1",
+               "GITHUB_TOKEN": "g", "GITHUB_OUTPUT": "/out", "GITHUB_SHA": "abc", "INPUT_TRACKING-TOKEN": "i",
+               "db_password": "p", "HF_TOKEN": "h", "SERVICE_API_KEY": "k", "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
+    kept = model_environment(environ)
+    assert sorted(kept) == ["GITHUB_SHA", "HOME", "MLFLOW_ENABLE_ASYNC_LOGGING", "OMP_NUM_THREADS", "PATH"]
+    assert sorted(model_environment(environ, frozenset({"AWS_REGION", "HF_TOKEN"}))) == [
+        "AWS_REGION", "GITHUB_SHA", "HF_TOKEN", "HOME", "MLFLOW_ENABLE_ASYNC_LOGGING", "OMP_NUM_THREADS", "PATH"]
+
+
+def test_console_entry_point_flushes_and_keeps_the_exit_code(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nthresholds: {accuracy: {min: 0.9}}\n")
+    for argv, code, stream, text in (
+        (["--version"], 0, "stdout", "model-gate, version"),
+        (["policy", "validate", str(bad)], 2, "stderr", "thresholds.accuracy.direction"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "gate", *argv], capture_output=True, text=True)
+        assert done.returncode == code, done
+        assert text in getattr(done, stream)
