@@ -58,13 +58,15 @@ class ModelVersionInfo:
         }
 
 
-def _limit_mlflow_retries() -> None:
+def _configure_mlflow() -> None:
     # MLflow retries a dead server for minutes by default; a CI gate should say "down" quickly.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     # Progress bars belong on terminals; the gate prints its own one-line progress.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Nor "View run ... at: URL" banners, whose URL is built from the tracking server's address.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 class Registry:
@@ -76,7 +78,7 @@ class Registry:
             raise UsageError("no tracking URI: set registry.tracking_uri in the policy, "
                              "--tracking-uri, or MLFLOW_TRACKING_URI")
         _check_tracking_uri(tracking_uri)
-        _limit_mlflow_retries()
+        _configure_mlflow()
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri

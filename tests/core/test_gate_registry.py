@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -241,6 +244,11 @@ def test_register_local_folder_and_run_source(gate, tracking_uri, logged_models,
     assert json.loads(second.out)["version"] == "2" and json.loads(second.out)["status"] == "READY"
     bad = gate("register", "--name", name, "--source", str(tmp_path / "missing"))
     assert bad.code == 2 and "not a folder" in bad.err
+    # As a user runs it: the new version's number on stdout, and no MLflow banners around it.
+    third = subprocess.run([sys.executable, "-m", "gate", "register", "--name", name, "--source", str(folder)],
+                           capture_output=True, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri})
+    assert (third.returncode, third.stdout) == (0, "3\n"), third
+    assert "View run" not in third.stderr and "View experiment" not in third.stderr, third.stderr
 
 
 def test_local_folder_validated_then_registered(gate, policy, tmp_path, client):
