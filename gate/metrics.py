@@ -31,6 +31,26 @@ def _flatten_predictions(predictions: Any, rows: int) -> Any:
     return array
 
 
+def _comparable_labels(y: Any, y_pred: Any) -> tuple[Any, Any]:
+    """Labels and predictions of one type, so that 2, 2.0 and "2" are the same class.
+
+    A target column read as floats (a CSV that once held a NaN) with a model answering ints
+    must not count every prediction as wrong; a model answering "1" for label 1 (a JSON or
+    string column) neither.
+    """
+    import numpy as np
+
+    numeric = "biuf"
+    if y.dtype.kind == y_pred.dtype.kind:
+        return y, y_pred
+    if y.dtype.kind in numeric and y_pred.dtype.kind in numeric:
+        return y.astype(np.float64), y_pred.astype(np.float64)
+    try:  # one side is text: numbers written as text are still numbers
+        return y.astype(np.float64), y_pred.astype(np.float64)
+    except (TypeError, ValueError):  # real class names ("setosa"): compare as text
+        return y.astype(str), y_pred.astype(str)
+
+
 def compute_metrics(
     *,
     task: str,
@@ -56,9 +76,8 @@ def compute_metrics(
             if not name.startswith("latency"):
                 result.errors[name] = str(error)
         y_pred = None
-    if y_pred is not None and task == "classification" and y_pred.dtype.kind != y.dtype.kind:
-        # A model may answer "1" for label 1 (e.g. via a JSON or string column); compare as text then.
-        y, y_pred = y.astype(str), y_pred.astype(str)
+    if y_pred is not None and task == "classification":
+        y, y_pred = _comparable_labels(y, y_pred)
     binary_kwargs: dict[str, Any] = {"average": average, "zero_division": 0}
     if average == "binary" and pos_label is not None:
         binary_kwargs["pos_label"] = pos_label

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +107,25 @@ def test_dry_run_writes_nothing(gate, policy, register, client):
     assert result.code == 0 and "dry run" in result.out
     assert alias_of(client, name) is None
     assert not any(k.startswith("model_gate.") for k in client.get_model_version(name, version).tags)
+
+
+def test_float_target_column_scores_like_the_integer_one(gate, policy, register, tmp_path):
+    import pandas as pd
+
+    name, version = register("good")
+    holdout = Path(__file__).parents[2] / "examples" / "data" / "iris-holdout.csv"
+    floats = tmp_path / "holdout-float.parquet"
+    frame = pd.read_csv(holdout)
+    frame.assign(target=frame["target"].astype(float)).to_parquet(floats)
+    scores = {}
+    for label, dataset in (("int", str(holdout)), ("float", str(floats))):
+        evaluation = {"dataset": dataset, "target": "target", "task": "classification", "metrics": ["accuracy"]}
+        result = gate("check", "--policy", str(policy(evaluation=evaluation)), "--model-uri",
+                      f"models:/{name}/{version}", "--dry-run", "--format", "json")
+        assert result.code == 0, result.out + result.err
+        checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+        scores[label] = checks["threshold.accuracy"]["value"]
+    assert scores["float"] == scores["int"] > 0.9
 
 
 def test_run_metric_source(gate, policy, register, client):

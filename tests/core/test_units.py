@@ -151,3 +151,21 @@ def test_console_entry_point_flushes_and_keeps_the_exit_code(tmp_path):
         done = subprocess.run([sys.executable, "-m", "gate", *argv], capture_output=True, text=True)
         assert done.returncode == code, done
         assert text in getattr(done, stream)
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([0.0, 0.0, 1.0, 1.0, 2.0, 2.0]),  # a target column read as floats
+    np.array(["0", "0", "1", "1", "2", "2"]),  # labels stored as text
+])
+def test_labels_of_another_type_are_the_same_classes(labels):
+    pred = np.array([0, 1, 1, 1, 2, 0])
+    result = compute_metrics(task="classification", metrics=["accuracy", "f1"], y_true=labels, predictions=pred)
+    assert result.values["accuracy"] == pytest.approx(4 / 6)
+    assert result.values["f1"] == pytest.approx(compute_metrics(
+        task="classification", metrics=["f1"], y_true=np.array([0, 0, 1, 1, 2, 2]), predictions=pred).values["f1"])
+    text = compute_metrics(task="classification", metrics=["accuracy"], y_true=np.array([0.0, 1.0, 2.0]),
+                           predictions=np.array(["0", "1", "1"]))
+    assert text.values["accuracy"] == pytest.approx(2 / 3)
+    names = compute_metrics(task="classification", metrics=["accuracy"], y_true=np.array(["setosa", "virginica"]),
+                            predictions=np.array([0, 1]))
+    assert names.values["accuracy"] == 0.0  # class names against class indices: nothing matches
