@@ -22,7 +22,16 @@ from gate.policy import LoadedPolicy, load_policy
 from gate.registry import ModelVersionInfo, Registry
 from gate.results import CheckResult, Status
 from gate.thresholds import Baseline, evaluate_threshold
-from gate.uris import LocalFolder, LoggedModel, ObjectStore, RunArtifact, is_registry_ref, parse_model_uri, redact_uri
+from gate.uris import (
+    LocalFolder,
+    LoggedModel,
+    ObjectStore,
+    RunArtifact,
+    is_registry_ref,
+    parse_model_uri,
+    redact_uri,
+    require_model_name,
+)
 
 log = logging.getLogger("gate")
 
@@ -172,6 +181,8 @@ class _Stages:
         if options.register_as and is_registry_ref(ref):
             raise UsageError(f"--register-as is for folders, runs:/ and s3:// models; {options.model_uri} "
                              "is already a registry version")
+        if options.register_as:
+            require_model_name(options.register_as, "--register-as")  # a typo fails now, not after the checks
         if self.policy.smoke or self.policy.evaluation:
             self.process("candidate")  # its imports overlap resolution, download and the checks
         model_dir = self.timed("resolve_download", lambda: self.resolve_and_download(ref))

@@ -6,6 +6,7 @@ silently disables a check. String values may use `${VAR}` or `${VAR:-default}`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gate.errors import PolicyError
 from gate.formats.policy import FormatsPolicy
 from gate.signing.policy import IntegrityPolicy
+from gate.uris import alias_problem, model_name_problem
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("mae", "rmse", "r2")
@@ -30,8 +32,6 @@ METRIC_DIRECTIONS = {
     "latency_p50_ms": "lower", "latency_p95_ms": "lower",
 }
 CANONICAL_STAGES = ("Staging", "Production", "Archived")
-RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
-ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 
 
 class _Strict(BaseModel):
@@ -224,6 +224,14 @@ class CopyTo(_Strict):
     name: str = Field(min_length=1)  # the production registered model
     alias: str = "champion"
 
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        problem = model_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("alias")
     @classmethod
     def _alias_ok(cls, value: str) -> str:
@@ -231,10 +239,9 @@ class CopyTo(_Strict):
 
 
 def _check_alias(value: str) -> str:
-    if RESERVED_ALIAS.match(value):
-        raise ValueError(f"alias {value!r} is reserved by MLflow (latest and v<number>)")
-    if not ALIAS_PATTERN.match(value):
-        raise ValueError(f"alias {value!r} may only contain letters, digits, '_' and '-'")
+    problem = alias_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -334,6 +341,23 @@ class LoadedPolicy(BaseModel):
 
 # ---------------------------------------------------------------- loading
 
+@functools.cache
+def _policy_loader() -> type:
+    """PyYAML's SafeLoader, except that 1e-3 and 1.0e300 are numbers (as in YAML 1.2), not the
+    strings YAML 1.1 makes of an exponent without a dot and a sign."""
+    import yaml
+
+    class PolicyLoader(yaml.SafeLoader):
+        pass
+
+    PolicyLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return PolicyLoader
+
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -403,8 +427,8 @@ def load_policy(path: str | Path, env: dict[str, str] | None = None) -> LoadedPo
     except UnicodeDecodeError:
         raise PolicyError(f"{path}: policy file is not UTF-8 text") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_policy_loader())
+        data = yaml.load(text, Loader=_policy_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -174,7 +174,11 @@ def _place(target: Target) -> str:
 def rollback(registry: Registry, name: str, alias: str) -> dict[str, Any]:
     """Point the alias back to the previous champion recorded by the last promotion."""
     from gate.errors import UsageError
+    from gate.uris import alias_problem, require_model_name
 
+    require_model_name(name, "--model")
+    if problem := alias_problem(alias):  # before any registry call: MLflow answers "latest" itself
+        raise UsageError(f"--alias: {problem}")
     current = registry.alias_holder(name, alias)
     if current is None:
         raise UsageError(f"model {name!r} has no alias {alias!r} to roll back (tracking URI {registry.display_uri})")

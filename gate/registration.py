@@ -6,13 +6,14 @@ from pathlib import Path
 
 from gate.errors import UsageError
 from gate.registry import ModelVersionInfo, Registry
-from gate.uris import LocalFolder, LoggedModel, RunArtifact, parse_model_uri
+from gate.uris import LocalFolder, LoggedModel, RunArtifact, parse_model_uri, require_model_name
 
 EXPERIMENT = "model-gate-registrations"
 
 
 def register_source(registry: Registry, name: str, source: str, timeout_s: float, poll_s: float) -> ModelVersionInfo:
     """Create `name` if it does not exist, register a version from `source`, wait until READY."""
+    require_model_name(name, "--name")
     ref = parse_model_uri(source)
     if isinstance(ref, LocalFolder):
         return register_folder(registry, name, ref.path, timeout_s, poll_s)
@@ -32,6 +33,7 @@ def register_source(registry: Registry, name: str, source: str, timeout_s: float
 
 def register_folder(registry: Registry, name: str, folder: Path, timeout_s: float, poll_s: float) -> ModelVersionInfo:
     """Upload a local model folder as a run's artifacts, then register that run artifact."""
+    require_model_name(name, "--name")
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
         raise UsageError(f"--source {folder}: not a folder")

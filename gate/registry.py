@@ -320,7 +320,7 @@ class Registry:
         """
         from mlflow.exceptions import MlflowException
 
-        lock_name = f"{name}.model-gate-lock"
+        lock_name = f"{name}{LOCK_SUFFIX}"
         deadline = time.monotonic() + timeout_s
         while True:
             try:

@@ -21,6 +21,9 @@ from urllib.parse import unquote, urlparse
 from gate.errors import UsageError
 
 STAGES = ("None", "Staging", "Production", "Archived")
+RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
+LOCK_SUFFIX = ".model-gate-lock"  # registered models of that name are the gate's promotion locks
 _NAME_VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<ref>[^/]+)/?$")
 _NAME_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)/?$")
 _LOGGED_MODEL = re.compile(r"^models:/(?P<id>m-[0-9a-f]+)/?$")
@@ -116,6 +119,39 @@ def _parse_models_uri(text: str) -> ModelRef:
         raise UsageError(f"model URI {text!r}: {ref!r} is not a version number, 'latest' or a stage "
                          f"({', '.join(STAGES)}); for an alias write models:/{name}@{ref}")
     raise UsageError(f"model URI {text!r}: expected models:/NAME/VERSION, models:/NAME@ALIAS or models:/NAME/latest")
+
+
+def alias_problem(alias: str) -> str | None:
+    """Why `alias` cannot be a promotion alias, or None."""
+    if RESERVED_ALIAS.match(alias):
+        return f"alias {alias!r} is reserved by MLflow (latest and v<number>)"
+    if not ALIAS_PATTERN.match(alias):
+        return f"alias {alias!r} may only contain letters, digits, '_' and '-'"
+    return None
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a registered model that models:/ URIs address, or None."""
+    if not name.strip():
+        return "a registered model name cannot be empty"
+    if name != name.strip():
+        return f"registered model name {name!r} starts or ends with white space"
+    for char, why in (("/", "models:/NAME/VERSION would split it"), ("@", "models:/NAME@ALIAS would split it")):
+        if char in name:
+            return f"registered model name {name!r} contains {char!r} ({why})"
+    if any(ord(c) < 32 for c in name):
+        return f"registered model name {name!r} contains a control character"
+    if name.endswith(LOCK_SUFFIX):
+        return f"registered model name {name!r} ends with {LOCK_SUFFIX}, which model-gate uses for its locks"
+    return None
+
+
+def require_model_name(name: str, option: str) -> str:
+    """`name`, or a UsageError naming the option that gave it."""
+    problem = model_name_problem(name)
+    if problem:
+        raise UsageError(f"{option}: {problem}")
+    return name
 
 
 def is_registry_ref(ref: ModelRef) -> bool:

@@ -4,6 +4,7 @@ left as it was (or only re-check tags)."""
 from __future__ import annotations
 
 import json
+import time
 
 from test_gate_registry import alias_of
 
@@ -131,3 +132,37 @@ def test_sigterm_unwinds_and_kills_the_model_process(policy, register, tracking_
     time.sleep(0.5)
     assert not any(os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]
                    for pid in workers)
+
+
+def test_names_that_uris_cannot_address_are_refused_before_any_write(gate, policy, register, client, tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    import mlflow.sklearn
+
+    from models import train_iris
+
+    folder = tmp_path / "iris-folder"
+    mlflow.sklearn.save_model(train_iris("good"), folder, serialization_format="pickle")
+    for bad, fragment in (("iris@x", "contains '@'"), ("team/iris", "contains '/'"), (" iris", "white space"),
+                          ("iris.model-gate-lock", "model-gate uses for its locks")):
+        result = gate("register", "--name", bad, "--source", str(folder))
+        assert result.code == 2 and f"--name: registered model name {bad!r}" in result.err and fragment in result.err
+        try:
+            client.get_registered_model(bad)
+            raise AssertionError(f"{bad!r} was created")
+        except MlflowException:
+            pass
+    # check --register-as: refused before the download and the model process, not after every check.
+    started = time.monotonic()
+    result = gate("check", "--policy", str(policy()), "--model-uri", str(folder), "--register-as", "bad/name")
+    assert result.code == 2 and "--register-as: registered model name 'bad/name' contains '/'" in result.err
+    assert "PASSED" not in result.out and time.monotonic() - started < 5
+
+
+def test_rollback_refuses_reserved_aliases_without_touching_the_registry(gate, register, client):
+    name, version = register("good")
+    for alias in ("latest", "v1", "has space"):
+        result = gate("rollback", "--model", name, "--alias", alias)
+        assert result.code == 2 and "--alias: alias" in result.err, result.err
+    assert client.get_registered_model(name).aliases == {}
+    assert not any(k.startswith("model_gate.") for k in client.get_model_version(name, version).tags)

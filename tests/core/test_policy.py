@@ -68,6 +68,8 @@ MALFORMED = [
     ("reserved alias latest", VALID.replace("alias: champion", "alias: latest"), ":16: promotion.alias: alias 'latest' is reserved"),
     ("reserved alias v3", VALID.replace("alias: champion", "alias: V3"), "promotion.alias: alias 'V3' is reserved"),
     ("unknown stage", VALID.replace("alias: champion", "stage: production"), ":16: promotion.stage: stage 'production' is not one of"),
+    ("copy_to name with @", VALID.replace("alias: champion", "copy_to:\n    name: prod@eu"),
+     ":17: promotion.copy_to.name: registered model name 'prod@eu' contains '@'"),
     ("two promotion modes", VALID.replace("alias: champion", "alias: champion\n  stage: Production"), "choose one promotion mode"),
     ("negative timeout", VALID.replace("smoke:\n", "smoke:\n  timeout_s: -5\n"), ":3: smoke.timeout_s: timeout_s must be a positive"),
     ("missing direction", VALID.replace("    direction: higher\n", ""), ":12: thresholds.accuracy.direction: required field is missing"),
@@ -108,6 +110,16 @@ def test_check_refuses_bad_policy_before_touching_a_registry(tmp_path, capsys):
 def test_missing_policy_file(tmp_path, capsys):
     assert main(["policy", "validate", str(tmp_path / "nope.yaml")]) == 2
     assert "policy file not found" in capsys.readouterr().err
+
+
+def test_exponent_numbers_are_numbers(tmp_path):
+    (tmp_path / "holdout.csv").write_text("x,y\n1,0\n")
+    path = tmp_path / "gate.yaml"
+    path.write_text(VALID.replace("    min: 0.9", "    min: 9e-1\n    max: 1.0e300") + "load:\n  timeout_s: 1e2\n")
+    policy = load_policy(path).policy
+    assert (policy.thresholds["accuracy"].min, policy.thresholds["accuracy"].max) == (0.9, 1e300)
+    assert policy.load.timeout_s == 100.0
+    assert policy.promotion.alias == "champion"
 
 
 def test_env_interpolation_with_default(tmp_path, monkeypatch):
