@@ -90,7 +90,12 @@ def generate_key_pair(out_dir: Path, name: str, curve: str, password: bytes | No
     public_pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"--out-dir {out_dir}: is a file, not a folder") from None
+    except OSError as error:
+        raise UsageError(f"--out-dir {out_dir}: cannot create it: {error.strerror}") from None
     private_path, public_path = out_dir / f"{name}.pem", out_dir / f"{name}.pub.pem"
     for path in (private_path, public_path):
         if path.exists() and not force:

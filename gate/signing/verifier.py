@@ -80,6 +80,12 @@ def _signing_key(bundle: oms.Bundle, method: str, trust: Trust) -> PublicKey:
         carried = _load_carried_key(bundle.key_raw) if bundle.key_raw else None
         if carried is not None and fingerprint(carried) in trust.fingerprints:
             return carried
+        if not trusted_ec and trust.fingerprints:
+            # Not a wrong key: a hint cannot be matched against fingerprints at all.
+            raise ValueError(
+                f"cannot check the key: the signature names its key only by hint {bundle.key_hint}, and a hint "
+                "cannot be matched to key_fingerprints; add the public key file to public_keys"
+            )
         raise ValueError(
             f"wrong key: the signature names key hint {bundle.key_hint}, which is not a trusted key "
             f"(trusted: {', '.join(fingerprint(k) for k in trusted_ec) or 'none given as a key file'})"

@@ -72,6 +72,9 @@ def test_keygen_permissions_and_no_overwrite(tmp_path, gate, capsys):
     assert gate("keygen", "--out-dir", tmp_path, "--name", "team") == 2
     assert "exists" in capsys.readouterr().err
     assert (tmp_path / "team.pem").read_bytes() == before
+    assert gate("keygen", "--out-dir", tmp_path / "team.pem") == 2
+    assert f"--out-dir {tmp_path / 'team.pem'}: is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "team.pem").read_bytes() == before
 
 
 def test_signature_outside_the_model_and_ignore_paths(tmp_path, keys, model, gate):

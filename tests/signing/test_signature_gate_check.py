@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import threading
@@ -41,6 +42,16 @@ def test_passed_with_details(keys, signed, tmp_path):
     assert result.details["files"] == FILES
     assert result.details["method"] == "key"
     assert result.details["key_fingerprint"].startswith("sha256:")
+
+
+def test_fingerprints_alone_say_a_hint_needs_the_key_file(keys, signed, tmp_path, gate, capsys):
+    capsys.readouterr()
+    assert gate("verify", signed, "--key", keys["p256"][1], "--json") == 0
+    pinned = json.loads(capsys.readouterr().out)["key_fingerprint"]
+    [result] = check_integrity(_policy(key_fingerprints=[pinned]), signed, base_dir=tmp_path)
+    assert result.status is Status.FAILED
+    assert "names its key only by hint" in result.message and "add the public key file to public_keys" in result.message
+    assert "wrong key" not in result.message
 
 
 def test_tampered_fails_naming_every_difference(keys, signed, tmp_path):
