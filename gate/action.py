@@ -57,7 +57,7 @@ def read_inputs(env: Mapping[str, str]) -> ActionInputs:
         policy=github.get_input(env, "policy", required=True),
         model_uri=github.get_input(env, "model-uri", required=True),
         tracking_uri=github.get_input(env, "tracking-uri"),
-        dry_run=github.parse_bool("dry-run", github.get_input(env, "dry-run")),
+        dry_run=github.get_bool_input(env, "dry-run", default=False),
         report_dir=github.get_input(env, "report-dir") or DEFAULT_REPORT_DIR,
         register_as=github.get_input(env, "register-as"),
         public_key=github.get_input(env, "public-key"),

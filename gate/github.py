@@ -51,10 +51,22 @@ def get_input(env: Mapping[str, str], name: str, *, required: bool = False) -> s
     return ""
 
 
-def parse_bool(name: str, value: str, *, default: bool = False) -> bool:
-    """The YAML 1.2 core booleans that @actions/core accepts, nothing else."""
-    if value == "":
+def get_bool_input(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """A true/false input; `default` only when no variable for it is set at all.
+
+    The runner passes action.yml's default for an input the workflow leaves
+    out, so an empty value was given empty, typically `${{ vars.UNSET }}`.
+    Reading that as the default could turn a dry run into a promotion, so it
+    is refused. A local `docker run` that omits the variable gets the default.
+    """
+    given = [env[variable].strip() for variable in input_env_names(name) if variable in env]
+    if not given:
         return default
+    return parse_bool(name, next((value for value in given if value), ""))
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """The YAML 1.2 core booleans that @actions/core accepts, nothing else ('' included)."""
     if value in TRUE_WORDS:
         return True
     if value in FALSE_WORDS:

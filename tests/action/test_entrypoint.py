@@ -115,3 +115,26 @@ def test_a_bad_model_is_rejected_with_exit_1_and_an_error_annotation_per_failed_
     titles = [e.properties["title"] for e in errors]
     assert any(t.startswith("model-gate threshold.accuracy: iris-entrypoint-bad v") for t in titles), titles
     assert summary.startswith("## model-gate: ❌ rejected")
+
+
+def aliases(registry, uri: str) -> dict:
+    from mlflow import MlflowClient
+
+    return dict(MlflowClient(registry.url).get_registered_model(uri.removeprefix("models:/").split("/")[0]).aliases)
+
+
+@pytest.mark.slow
+def test_an_empty_dry_run_input_exits_2_and_promotes_nothing(tmp_path, registry):
+    # `dry-run: ${{ vars.DRY_RUN }}` with the variable unset: the runner passes '' (a missing
+    # input would get action.yml's default, "false"), so '' must not mean false.
+    uri = registry.register("iris-entrypoint-empty-dry-run", "good")
+    for value in ("", "  "):
+        process, outputs, _, _ = run_entrypoint(tmp_path, {
+            "INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL-URI": uri, "INPUT_TRACKING-URI": registry.url,
+            "INPUT_DRY-RUN": value,
+        })
+        assert process.returncode == 2, process.stdout + process.stderr
+        assert [e.message for e in annotations(process, "error")] == ["input 'dry-run' must be true or false, got ''"]
+        assert outputs == {"decision": "error"}
+        assert "::group::model-gate check" not in process.stdout
+    assert aliases(registry, uri) == {}

@@ -26,15 +26,32 @@ def test_required_input_is_enforced_here_because_the_runner_does_not():
 
 
 @pytest.mark.parametrize("word, expected", [("true", True), ("True", True), ("TRUE", True),
-                                            ("false", False), ("False", False), ("FALSE", False), ("", False)])
+                                            ("false", False), ("False", False), ("FALSE", False)])
 def test_booleans_accept_the_yaml_core_words(word, expected):
     assert github.parse_bool("dry-run", word) is expected
 
 
-@pytest.mark.parametrize("word", ["yes", "1", "on", "tRue", "no", "0"])
+@pytest.mark.parametrize("word", ["yes", "1", "on", "tRue", "no", "0", ""])
 def test_booleans_refuse_anything_else_naming_the_input(word):
     with pytest.raises(UsageError, match=f"input 'dry-run' must be true or false, got '{word}'"):
         github.parse_bool("dry-run", word)
+
+
+def test_a_boolean_input_that_is_absent_takes_its_default():
+    # A local `docker run` without the variable; the runner itself always passes action.yml's default.
+    assert github.get_bool_input({}, "dry-run", default=False) is False
+    assert github.get_bool_input({}, "dry-run", default=True) is True
+    assert github.get_bool_input({"INPUT_DRY_RUN": "TRUE"}, "dry-run", default=False) is True
+    assert github.get_bool_input({"INPUT_DRY-RUN": "", "INPUT_DRY_RUN": "true"}, "dry-run", default=False) is True
+
+
+@pytest.mark.parametrize("env", [{"INPUT_DRY-RUN": ""}, {"INPUT_DRY-RUN": "  "}, {"INPUT_DRY_RUN": ""},
+                                 {"INPUT_DRY-RUN": "", "INPUT_DRY_RUN": ""}])
+def test_a_boolean_input_given_empty_is_refused_not_read_as_its_default(env):
+    # `dry-run: ${{ vars.UNSET }}` arrives as ''; reading it as false would promote.
+    for default in (False, True):
+        with pytest.raises(UsageError, match="input 'dry-run' must be true or false, got ''"):
+            github.get_bool_input(env, "dry-run", default=default)
 
 
 def test_outputs_round_trip_through_the_runner_parser_with_multiline_and_hostile_values():

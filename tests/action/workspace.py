@@ -21,10 +21,11 @@ def make_workspace(root: Path) -> Path:
 
 
 def runner_files(root: Path) -> dict[str, Path]:
-    """Empty GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files, as the runner creates them."""
+    """Empty GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files, as the runner creates them for each step
+    (called again under the same root: the next step's fresh, empty files)."""
     commands = root / "file_commands"
-    commands.mkdir()
+    commands.mkdir(exist_ok=True)
     files = {"GITHUB_OUTPUT": commands / "set_output", "GITHUB_STEP_SUMMARY": commands / "step_summary"}
     for path in files.values():
-        path.touch()
+        path.write_text("")
     return files
