@@ -1,12 +1,13 @@
 """The GitHub Action adapter: INPUT_* in, `model-gate check`, runner files out.
 
 entrypoint.py calls main(). It masks secrets before anything is printed,
-validates inputs itself (the runner does not enforce `required`), runs the
-CLI in-process between `::stop-commands::` markers so nothing a model or a
-registry says can forge a workflow command, then turns report.json into
-outputs, annotations and the step summary. Files it leaves in the workspace
-are handed to the workspace's owner, because the container runs as root and
-later steps do not.
+checks that the runner files can be written and validates inputs itself (the
+runner does not enforce `required`), all before the gate runs; runs the CLI
+in-process between `::stop-commands::` markers so nothing a model or a
+registry says can forge a workflow command, then turns this run's report.json
+into outputs, annotations and the step summary. Files it leaves in the
+workspace are handed to the workspace's owner, because the container runs as
+root and later steps do not.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ SECRET_INPUTS = ("tracking-token",)
 # code the gate's child processes (model loading, smoke tests) import.
 INTERPRETER_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONNOUSERSITE")
 OUTPUT_NAMES = ("decision", "model-name", "model-version", "previous-version", "report-json", "report-markdown")
+REPORT_FILES = ("report.json", "report.md", "report.junit.xml")  # what `check --report-dir` writes
+RUNNER_FILES = ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")
 
 
 @dataclass(frozen=True)
@@ -102,15 +105,43 @@ def hardened_env(env: Mapping[str, str], interpreter_bin: str) -> dict[str, str]
     return clean
 
 
+def inside(path: Path, workspace: Path) -> bool:
+    """Whether path (relative to the working folder) is in the workspace, symlinks followed."""
+    return path.resolve().is_relative_to(workspace.resolve())
+
+
 def display_path(path: Path, workspace: Path | None) -> str:
     """A path later steps can open: relative to the workspace when inside it
     (the container's /github/workspace is another path on the runner)."""
-    if workspace is not None:
-        try:
-            return str(path.resolve().relative_to(workspace.resolve()))
-        except ValueError:
-            pass
+    if workspace is not None and inside(path, workspace):
+        return str(path.resolve().relative_to(workspace.resolve()))
     return str(path)
+
+
+def prepare_report_dir(report_dir: Path) -> Path:
+    """Create the report folder and remove the reports an earlier run left there,
+    so that only this run's report can become outputs, annotations and summary.
+
+    Returns the outermost folder this created (or report_dir itself), for
+    hand_to_owner. Every problem is a UsageError naming the input.
+    """
+    if report_dir.exists() and not report_dir.is_dir():
+        raise UsageError(f"input 'report-dir': {report_dir} is a file, not a folder")
+    created_root = report_dir if report_dir.exists() else first_missing_ancestor(report_dir)
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"input 'report-dir': cannot create {report_dir}: {error.strerror or error}") from None
+    if not os.access(report_dir, os.W_OK):
+        raise UsageError(f"input 'report-dir': {report_dir} is not writable")
+    for name in REPORT_FILES:
+        stale = report_dir / name
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError as error:
+            raise UsageError(f"input 'report-dir': cannot remove the earlier {stale}: "
+                             f"{error.strerror or error}") from None
+    return created_root
 
 
 def outputs_from_report(report: Mapping[str, Any], json_path: str, markdown_path: str) -> dict[str, str]:
@@ -189,9 +220,7 @@ def hand_to_owner(root: Path, workspace: Path | None) -> None:
     """chown what the container (root) wrote under root to the workspace's owner."""
     if workspace is None or os.geteuid() != 0 or not root.exists():
         return
-    try:
-        root.resolve().relative_to(workspace.resolve())
-    except ValueError:
+    if not inside(root, workspace):
         return  # never touch files outside the workspace
     owner = workspace.stat()
     if (owner.st_uid, owner.st_gid) == (0, 0):
@@ -202,34 +231,128 @@ def hand_to_owner(root: Path, workspace: Path | None) -> None:
             os.lchown(os.path.join(folder, name), owner.st_uid, owner.st_gid)
 
 
+@dataclass(frozen=True)
+class RunReport:
+    """What this run's `check` left in the report folder ('' and {} for what it did not write)."""
+
+    data: dict[str, Any]
+    json_path: str
+    markdown_path: str
+    markdown: str
+    error: str
+
+
+def read_report(report_dir: Path, workspace: Path | None) -> RunReport:
+    """The report files in report_dir. prepare_report_dir removed any earlier
+    run's, so whatever is here was written by this run."""
+    json_file, markdown_file = report_dir / "report.json", report_dir / "report.md"
+    data: dict[str, Any] = {}
+    markdown = error = ""
+    try:
+        if json_file.is_file():
+            data = json.loads(json_file.read_text(encoding="utf-8"))
+        if markdown_file.is_file():
+            markdown = markdown_file.read_text(encoding="utf-8")
+    except (OSError, ValueError) as problem:
+        error = f"unreadable report in {report_dir}: {problem}"
+    return RunReport(
+        data=data if isinstance(data, dict) else {},
+        json_path=display_path(json_file, workspace) if json_file.is_file() else "",
+        markdown_path=display_path(markdown_file, workspace) if markdown_file.is_file() else "",
+        markdown=markdown, error=error,
+    )
+
+
+class _Log:
+    """The step's stdout: workflow commands and plain lines, flushed at once."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def emit(self, *lines: str) -> None:
+        for line in lines:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def error(self, title: str, message: str) -> None:
+        self.emit(github.workflow_command("error", message, title=title))
+
+
 def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
     env = os.environ if env is None else env
-    out = sys.stdout if out is None else out
+    log = _Log(sys.stdout if out is None else out)
+    try:
+        return _run(env, log)
+    except github.RunnerFileError as error:
+        log.error("model-gate: runner file", str(error))
+        return int(error.exit_code)
+    except Exception as error:  # a bug in the adapter: never reported as a rejection
+        traceback.print_exc(file=sys.stderr)
+        log.error("model-gate: internal error", f"the Action adapter crashed: {type(error).__name__}: {error}")
+        return int(ExitCode.INFRA)
 
-    def emit(*lines: str) -> None:
-        for line in lines:
-            out.write(line + "\n")
-        out.flush()
 
+def _run(env: Mapping[str, str], log: _Log) -> int:
     # Masks first: nothing below may print a secret before the runner knows it.
     for secret in secrets_in(env):
-        emit(*github.mask_commands(secret))
+        log.emit(*github.mask_commands(secret))
 
-    output_file = env.get("GITHUB_OUTPUT", "")
-    summary_file = env.get("GITHUB_STEP_SUMMARY", "")
+    # Runner files next: a gate that promotes and then cannot say so would leave
+    # later steps without a decision. Unset (a local run): nothing to write.
+    runner = {variable: env[variable] for variable in RUNNER_FILES if env.get(variable)}
+    for variable, path in runner.items():
+        github.append(path, "", variable=variable)
+
     workspace = Path(env["GITHUB_WORKSPACE"]) if env.get("GITHUB_WORKSPACE") else None
-
-    def set_outputs(values: Mapping[str, str]) -> None:
-        if output_file:
-            github.append(output_file, "".join(github.format_output(k, v) for k, v in values.items()))
-
     try:
         inputs = read_inputs(env)
+        report_dir = Path(inputs.report_dir)
+        created_root = prepare_report_dir(report_dir)
     except UsageError as error:
-        emit(github.workflow_command("error", str(error), title="model-gate: invalid input"))
-        set_outputs({"decision": "error"})
+        log.error("model-gate: invalid input", str(error))
+        _set_outputs(runner, {"decision": "error"})
         return int(error.exit_code)
 
+    try:
+        code, error_line = _gate(env, inputs, report_dir, log)
+        _hand_over(read_report(report_dir, workspace), code, error_line, runner, log)
+        return code
+    finally:
+        try:
+            hand_to_owner(created_root, workspace)
+        except OSError as error:
+            log.emit(github.workflow_command("warning", f"could not hand {created_root} to the workspace's owner: "
+                                             f"{error.strerror or error}", title="model-gate"))
+
+
+def _set_outputs(runner: Mapping[str, str], values: Mapping[str, str]) -> None:
+    if "GITHUB_OUTPUT" in runner:
+        github.append(runner["GITHUB_OUTPUT"], "".join(github.format_output(k, v) for k, v in values.items()),
+                      variable="GITHUB_OUTPUT")
+
+
+def _hand_over(report: RunReport, code: int, error_line: str, runner: Mapping[str, str], log: _Log) -> None:
+    """This run's verdict as annotations, outputs and step summary."""
+    outputs = outputs_from_report(report.data, report.json_path, report.markdown_path)
+    error_line = error_line or report.error
+    annotations = list(annotations_from_report(report.data))
+    if code not in (0, 1) or not annotations and code != 0:
+        message = error_line or f"model-gate check exited with {code}"
+        annotations.insert(0, ("error", f"model-gate: {outputs['decision']}", message))
+    log.emit(*github.annotation_commands(annotations))
+    summary = report.markdown or f"## model-gate: {outputs['decision']}\n\n{error_line or f'exit code {code}'}\n"
+    try:
+        _set_outputs(runner, outputs)
+        if "GITHUB_STEP_SUMMARY" in runner:
+            github.append(runner["GITHUB_STEP_SUMMARY"], github.truncate_summary(summary) + "\n",
+                          variable="GITHUB_STEP_SUMMARY")
+    except github.RunnerFileError as error:
+        # The verdict may already be in the registry: say what it was.
+        raise github.RunnerFileError(f"{error}; the gate's decision was {outputs['decision']} (exit {code})") from None
+
+
+def _gate(env: Mapping[str, str], inputs: ActionInputs, report_dir: Path, log: _Log) -> tuple[int, str]:
+    """Set the gate's environment and run `model-gate check`; (exit code, its error line)."""
     if env is os.environ:
         hardened = hardened_env(os.environ, str(Path(sys.executable).parent))
         os.environ.clear()
@@ -244,46 +367,13 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
         # The policy names it as ${MODEL_GATE_PUBLIC_KEY}; absolute, because policy paths
         # are relative to the policy file, while the input is relative to the workspace.
         os.environ["MODEL_GATE_PUBLIC_KEY"] = str(Path(inputs.public_key).absolute())
-    report_dir = Path(inputs.report_dir)
-    created_root = first_missing_ancestor(report_dir) if not report_dir.exists() else report_dir
-    report_dir.mkdir(parents=True, exist_ok=True)
 
     # Everything the CLI prints is plain log text, not commands: stop-commands
     # makes the runner ignore `::` lines until the random token comes back.
     token = github.new_token()
-    emit(f"::group::model-gate check {inputs.model_uri}", f"::stop-commands::{token}")
+    log.emit(f"::group::model-gate check {inputs.model_uri}", f"::stop-commands::{token}")
     try:
-        code, error_line = run_cli(cli_argv(inputs, report_dir), out)
+        return run_cli(cli_argv(inputs, report_dir), log.out)
     finally:
         sys.stderr.flush()
-        emit(f"::{token}::", "::endgroup::")
-
-    json_path, md_path = report_dir / "report.json", report_dir / "report.md"
-    report: dict[str, Any] = {}
-    if json_path.is_file():
-        try:
-            report = json.loads(json_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            error_line = error_line or f"unreadable report {json_path}: {error}"
-    outputs = outputs_from_report(
-        report,
-        display_path(json_path, workspace) if json_path.is_file() else "",
-        display_path(md_path, workspace) if md_path.is_file() else "",
-    )
-    set_outputs(outputs)
-
-    annotations = list(annotations_from_report(report))
-    if code not in (0, 1) or not annotations and code != 0:
-        message = error_line or f"model-gate check exited with {code}"
-        annotations.insert(0, ("error", f"model-gate: {outputs['decision']}", message))
-    emit(*github.annotation_commands(annotations))
-
-    if summary_file:
-        if md_path.is_file():
-            summary = md_path.read_text(encoding="utf-8")
-        else:
-            summary = f"## model-gate: {outputs['decision']}\n\n{error_line or f'exit code {code}'}\n"
-        github.append(summary_file, github.truncate_summary(summary) + "\n")
-
-    hand_to_owner(created_root, workspace)
-    return code
+        log.emit(f"::{token}::", "::endgroup::")

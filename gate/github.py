@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 
-from gate.errors import UsageError
+from gate.errors import InfraError, UsageError
 
 # The runner rejects a step summary larger than this (1 MiB per step).
 SUMMARY_LIMIT_BYTES = 1024 * 1024
@@ -149,10 +149,21 @@ def format_output(name: str, value: str, token: Callable[[], str] = new_token) -
     return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
 
 
-def append(path: str, text: str) -> None:
-    """Append to a runner file (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY)."""
-    with open(path, "a", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
+class RunnerFileError(InfraError):
+    """A runner file cannot be written: the step cannot hand over its results."""
+
+
+def append(path: str, text: str, *, variable: str) -> None:
+    """Append to the runner file that `variable` (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY) names.
+
+    Appending '' creates the file and writes nothing: a check, before the gate
+    runs, that the results will have somewhere to go.
+    """
+    try:
+        with open(path, "a", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise RunnerFileError(f"cannot write {variable} {path}: {error.strerror or error}") from None
 
 
 def truncate_summary(markdown: str, limit: int = SUMMARY_LIMIT_BYTES) -> str:

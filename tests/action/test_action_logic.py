@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import pytest
+
 from gate import action
+from gate.errors import UsageError
 
 
 def test_hardened_env_drops_interpreter_settings_and_repairs_path():
@@ -52,3 +56,30 @@ def test_paths_are_shown_relative_to_the_workspace_when_inside_it(tmp_path):
     assert action.display_path(inside, tmp_path / "ws") == "out/report.json"
     assert action.display_path(Path("/elsewhere/report.json"), tmp_path / "ws") == "/elsewhere/report.json"
     assert action.first_missing_ancestor(tmp_path / "a" / "b" / "c") == tmp_path / "a"
+
+
+def test_preparing_the_report_dir_removes_only_the_reports_an_earlier_run_left(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for name in action.REPORT_FILES:
+        (reports / name).write_text("from an earlier run")
+    (reports / "notes.txt").write_text("not a report")
+    assert action.prepare_report_dir(reports) == reports
+    assert sorted(p.name for p in reports.iterdir()) == ["notes.txt"]
+    # A new folder: the outermost one it created is handed to the workspace's owner later.
+    assert action.prepare_report_dir(tmp_path / "a" / "b") == tmp_path / "a"
+    assert (tmp_path / "a" / "b").is_dir()
+    (reports / "report.md").mkdir()
+    with pytest.raises(UsageError, match=r"input 'report-dir': cannot remove the earlier .*/report.md: Is a directory"):
+        action.prepare_report_dir(reports)
+
+
+def test_a_crash_in_the_adapter_exits_3_with_one_error_line_never_1(monkeypatch):
+    def broken(env):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(action, "read_inputs", broken)
+    out = io.StringIO()
+    assert action.main({"INPUT_POLICY": "p.yaml"}, out) == 3
+    assert out.getvalue() == ("::error title=model-gate%3A internal error::"
+                              "the Action adapter crashed: RuntimeError: boom\n")

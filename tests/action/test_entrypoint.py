@@ -138,3 +138,78 @@ def test_an_empty_dry_run_input_exits_2_and_promotes_nothing(tmp_path, registry)
         assert outputs == {"decision": "error"}
         assert "::group::model-gate check" not in process.stdout
     assert aliases(registry, uri) == {}
+
+
+NO_REPORT_OUTPUTS = {"decision": "error", "model-name": "", "model-version": "", "previous-version": "",
+                     "report-json": "", "report-markdown": ""}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quality, first_code, first_decision", [("good", 0, "dry-run-passed"), ("bad", 1, "rejected")])
+def test_an_early_failure_never_reports_the_report_an_earlier_run_left(tmp_path, registry, quality, first_code,
+                                                                       first_decision):
+    uri = registry.register(f"iris-entrypoint-stale-{quality}", quality)
+    inputs = {"INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL-URI": uri, "INPUT_TRACKING-URI": registry.url,
+              "INPUT_DRY-RUN": "true"}
+    first, outputs, _, workspace = run_entrypoint(tmp_path, inputs)
+    assert (first.returncode, outputs["decision"]) == (first_code, first_decision), first.stdout + first.stderr
+    reports = workspace / "model-gate-report"
+    assert (reports / "report.json").is_file()
+
+    # The same step again (a re-run, a self-hosted runner's kept workspace), failing before any report.
+    process, outputs, summary, _ = run_entrypoint(tmp_path, {**inputs, "INPUT_POLICY": "policies/missing.yaml"})
+    assert process.returncode == 2, process.stdout + process.stderr
+    assert outputs == NO_REPORT_OUTPUTS
+    errors = annotations(process, "error")
+    assert [e.properties["title"] for e in errors] == ["model-gate: error"]
+    assert "policies/missing.yaml" in errors[0].message
+    assert annotations(process, "warning") == []
+    assert summary.startswith("## model-gate: error\n") and "missing.yaml" in summary
+    assert sorted(p.name for p in reports.iterdir()) == []
+
+
+@pytest.mark.parametrize("report_dir, message", [
+    ("notes.txt", "input 'report-dir': notes.txt is a file, not a folder"),
+    ("notes.txt/reports", "input 'report-dir': cannot create notes.txt/reports: Not a directory"),
+])
+def test_a_report_dir_that_cannot_be_a_folder_exits_2_naming_the_input_before_the_gate_runs(tmp_path, registry,
+                                                                                            report_dir, message):
+    workspace = make_workspace(tmp_path)
+    (workspace / "notes.txt").write_text("keep me\n")
+    process, outputs, _, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL-URI": "models:/iris-entrypoint-none/1",
+        "INPUT_TRACKING-URI": registry.url, "INPUT_DRY-RUN": "true", "INPUT_REPORT-DIR": report_dir,
+    })
+    assert process.returncode == 2, process.stdout + process.stderr
+    assert [e.message for e in annotations(process, "error")] == [message]
+    assert outputs == {"decision": "error"}
+    assert "Traceback" not in process.stderr and "::group::" not in process.stdout
+    assert (workspace / "notes.txt").read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("variable", ["GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"])
+@pytest.mark.parametrize("where", ["missing folder", "a directory"])
+def test_a_runner_file_that_cannot_be_written_exits_3_in_one_line_before_the_gate_runs(tmp_path, registry,
+                                                                                      variable, where):
+    path, reason = ((tmp_path / "gone" / "file", "No such file or directory") if where == "missing folder"
+                    else (tmp_path, "Is a directory"))
+    process, _, _, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL-URI": "models:/iris-entrypoint-none/1",
+        "INPUT_TRACKING-URI": registry.url, "INPUT_DRY-RUN": "true",
+    }, {variable: str(path)})
+    assert process.returncode == 3, process.stdout + process.stderr
+    assert process.stdout.splitlines() == [
+        f"::error title=model-gate%3A runner file::cannot write {variable} {path}: {reason}"]
+    assert process.stderr == ""
+
+
+def test_a_summary_that_cannot_be_written_after_the_gate_exits_3_naming_the_decision(tmp_path, registry):
+    process, outputs, _, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/missing.yaml", "INPUT_MODEL-URI": "models:/iris-entrypoint-none/1",
+        "INPUT_TRACKING-URI": registry.url,
+    }, {"GITHUB_STEP_SUMMARY": "/dev/full"})  # opens fine, every write fails: a full disk
+    assert process.returncode == 3, process.stdout + process.stderr
+    assert annotations(process, "error")[-1].message == (
+        "cannot write GITHUB_STEP_SUMMARY /dev/full: No space left on device; the gate's decision was error (exit 2)")
+    assert outputs == NO_REPORT_OUTPUTS
+    assert "Traceback" not in process.stderr

@@ -54,6 +54,19 @@ def test_a_boolean_input_given_empty_is_refused_not_read_as_its_default(env):
             github.get_bool_input(env, "dry-run", default=default)
 
 
+def test_a_runner_file_that_cannot_be_written_is_an_infrastructure_error_naming_it(tmp_path):
+    with pytest.raises(github.RunnerFileError) as missing:
+        github.append(str(tmp_path / "gone" / "out"), "x", variable="GITHUB_OUTPUT")
+    assert str(missing.value) == f"cannot write GITHUB_OUTPUT {tmp_path}/gone/out: No such file or directory"
+    assert missing.value.exit_code == 3
+    with pytest.raises(github.RunnerFileError, match="cannot write GITHUB_STEP_SUMMARY .*: Is a directory"):
+        github.append(str(tmp_path), "x", variable="GITHUB_STEP_SUMMARY")
+    target = tmp_path / "out"
+    github.append(str(target), "", variable="GITHUB_OUTPUT")  # the pre-flight: creates, writes nothing
+    github.append(str(target), "a=1\n", variable="GITHUB_OUTPUT")
+    assert target.read_text() == "a=1\n"
+
+
 def test_outputs_round_trip_through_the_runner_parser_with_multiline_and_hostile_values():
     values = {
         "decision": "promoted",
