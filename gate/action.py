@@ -118,6 +118,39 @@ def display_path(path: Path, workspace: Path | None) -> str:
     return str(path)
 
 
+def check_public_key(value: str) -> None:
+    """The public-key input is the path of a PEM file. Checked here whether or
+    not the policy names ${MODEL_GATE_PUBLIC_KEY}: a key that was meant to be
+    trusted and is not there is a mistake either way."""
+    if not value:
+        return
+    if "-----BEGIN" in value:
+        raise UsageError("input 'public-key' is the path of a PEM file in the workspace, not the key itself: "
+                         "commit the key (e.g. keys/model-signing.pub.pem) and pass its path")
+    path = Path(value)
+    if not path.exists():
+        raise UsageError(f"input 'public-key': {value} not found")
+    if not path.is_file():
+        raise UsageError(f"input 'public-key': {value} is not a file")
+
+
+def outside_workspace_warnings(inputs: ActionInputs, workspace: Path | None) -> list[str]:
+    """One warning per path input outside the workspace. Used as given, not
+    refused: a self-hosted runner or a local `docker run` may mount other
+    folders on purpose; but later steps only share the workspace with us."""
+    if workspace is None:
+        return []
+    warnings = []
+    for name, value in (("policy", inputs.policy), ("report-dir", inputs.report_dir),
+                        ("public-key", inputs.public_key)):
+        if value and not inside(Path(value), workspace):
+            warning = f"input '{name}': {value} is outside the workspace {workspace}; used as given"
+            if name == "report-dir":
+                warning += ", and the report-json and report-markdown outputs are absolute paths"
+            warnings.append(warning)
+    return warnings
+
+
 def prepare_report_dir(report_dir: Path) -> Path:
     """Create the report folder and remove the reports an earlier run left there,
     so that only this run's report can become outputs, annotations and summary.
@@ -306,6 +339,7 @@ def _run(env: Mapping[str, str], log: _Log) -> int:
     workspace = Path(env["GITHUB_WORKSPACE"]) if env.get("GITHUB_WORKSPACE") else None
     try:
         inputs = read_inputs(env)
+        check_public_key(inputs.public_key)
         report_dir = Path(inputs.report_dir)
         created_root = prepare_report_dir(report_dir)
     except UsageError as error:
@@ -314,6 +348,8 @@ def _run(env: Mapping[str, str], log: _Log) -> int:
         return int(error.exit_code)
 
     try:
+        for warning in outside_workspace_warnings(inputs, workspace):
+            log.emit(github.workflow_command("warning", warning, title="model-gate: outside the workspace"))
         code, error_line = _gate(env, inputs, report_dir, log)
         _hand_over(read_report(report_dir, workspace), code, error_line, runner, log)
         return code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -72,6 +73,21 @@ def test_preparing_the_report_dir_removes_only_the_reports_an_earlier_run_left(t
     (reports / "report.md").mkdir()
     with pytest.raises(UsageError, match=r"input 'report-dir': cannot remove the earlier .*/report.md: Is a directory"):
         action.prepare_report_dir(reports)
+
+
+def test_path_inputs_outside_the_workspace_are_named_in_warnings(tmp_path, monkeypatch):
+    workspace = tmp_path / "ws"
+    (workspace / "policies").mkdir(parents=True)
+    monkeypatch.chdir(workspace)
+    inside = action.ActionInputs(policy="policies/p.yaml", model_uri="models:/m/1", tracking_uri="", dry_run=True,
+                                 report_dir="out", register_as="", public_key="", tracking_token="")
+    assert action.outside_workspace_warnings(inside, workspace) == []
+    assert action.outside_workspace_warnings(inside, None) == []
+    outside = dataclasses.replace(inside, policy="../p.yaml", public_key=str(tmp_path / "k.pem"))
+    assert action.outside_workspace_warnings(outside, workspace) == [
+        f"input 'policy': ../p.yaml is outside the workspace {workspace}; used as given",
+        f"input 'public-key': {tmp_path}/k.pem is outside the workspace {workspace}; used as given",
+    ]
 
 
 def test_a_crash_in_the_adapter_exits_3_with_one_error_line_never_1(monkeypatch):

@@ -213,3 +213,48 @@ def test_a_summary_that_cannot_be_written_after_the_gate_exits_3_naming_the_deci
         "cannot write GITHUB_STEP_SUMMARY /dev/full: No space left on device; the gate's decision was error (exit 2)")
     assert outputs == NO_REPORT_OUTPUTS
     assert "Traceback" not in process.stderr
+
+
+@pytest.mark.parametrize("value, message", [
+    ("keys/missing.pub.pem", "input 'public-key': keys/missing.pub.pem not found"),
+    ("policies", "input 'public-key': policies is not a file"),
+    ("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n",
+     "input 'public-key' is the path of a PEM file in the workspace, not the key itself: "
+     "commit the key (e.g. keys/model-signing.pub.pem) and pass its path"),
+])
+def test_a_wrong_public_key_exits_2_naming_the_input_before_the_gate_runs(tmp_path, registry, value, message):
+    # examples/policies/iris.yaml does not use ${MODEL_GATE_PUBLIC_KEY}: the input is checked anyway.
+    process, outputs, _, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "policies/iris.yaml", "INPUT_MODEL-URI": "models:/iris-entrypoint-none/1",
+        "INPUT_TRACKING-URI": registry.url, "INPUT_DRY-RUN": "true", "INPUT_PUBLIC-KEY": value,
+    })
+    assert process.returncode == 2, process.stdout + process.stderr
+    assert [e.message for e in annotations(process, "error")] == [message]
+    assert outputs == {"decision": "error"}
+    assert "::group::" not in process.stdout
+
+
+@pytest.mark.slow
+def test_paths_outside_the_workspace_are_used_with_a_warning_and_absolute_report_outputs(tmp_path, registry):
+    uri = registry.register("iris-entrypoint-outside", "good")
+    workspace = make_workspace(tmp_path)
+    shared = make_workspace(tmp_path / "shared")  # policy + data where a self-hosted runner might keep them
+    (shared / "key.pub.pem").write_text("not used by this policy\n")
+    reports = tmp_path / "reports"
+    process, outputs, _, _ = run_entrypoint(tmp_path, {
+        "INPUT_POLICY": "../shared/workspace/policies/iris.yaml", "INPUT_MODEL-URI": uri,
+        "INPUT_TRACKING-URI": registry.url, "INPUT_DRY-RUN": "true", "INPUT_REPORT-DIR": str(reports),
+        "INPUT_PUBLIC-KEY": str(shared / "key.pub.pem"),
+    })
+    assert process.returncode == 0, process.stdout + process.stderr
+    warnings = [w.message for w in annotations(process, "warning")
+                if w.properties["title"] == "model-gate: outside the workspace"]
+    assert warnings == [
+        f"input 'policy': ../shared/workspace/policies/iris.yaml is outside the workspace {workspace}; used as given",
+        f"input 'report-dir': {reports} is outside the workspace {workspace}; used as given, "
+        "and the report-json and report-markdown outputs are absolute paths",
+        f"input 'public-key': {shared}/key.pub.pem is outside the workspace {workspace}; used as given",
+    ]
+    assert outputs["decision"] == "dry-run-passed"
+    assert (outputs["report-json"], outputs["report-markdown"]) == (str(reports / "report.json"),
+                                                                  str(reports / "report.md"))
