@@ -131,6 +131,14 @@ def _add_scan(report: FileReport, scan: PickleScan, member: str | None, allow_gl
         verdict = classify_global(ref.module, ref.name, allow_globals)
         if verdict.verdict != "allowed":
             report.findings.append(Finding(report.path, ref.qualified, verdict.verdict, verdict.reason, member))
+    first_change = {}  # one finding per object, at its first change
+    for qualified, how in scan.mutated:
+        first_change.setdefault(qualified, how)
+    for qualified, how in first_change.items():
+        report.findings.append(Finding(report.path, qualified, "denied",
+                                       f"{how} changes the imported object in place (a pickler only fills "
+                                       "objects it has just created; this patches a module or a shared object)",
+                                       member))
     for text in scan.unresolved:
         report.findings.append(Finding(report.path, "(computed)", "unresolved",
                                        f"{text}; the imported name is only known when it runs", member))

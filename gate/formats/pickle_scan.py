@@ -25,6 +25,16 @@ _MAX_PICKLES = 16  # legacy torch files hold 5 pickles back to back
 # Opcodes whose argument is a string the unpickler pushes (candidates for STACK_GLOBAL).
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
                "SHORT_BINSTRING"}
+# Opcodes that change an object already on the stack, and how deep that object sits
+# (None: just below the topmost MARK).
+_MUTATORS = {"BUILD": 2, "APPEND": 2, "SETITEM": 3, "APPENDS": None, "SETITEMS": None, "ADDITEMS": None}
+
+
+@dataclass(frozen=True)
+class _Imported:
+    """A value the unpickler got by importing a global (a class, function, module or singleton)."""
+
+    qualified: str
 
 
 def resolve_name(module: str, name: str, protocol: int) -> tuple[str, str]:
@@ -59,6 +69,9 @@ class PickleScan:
     pickles: int = 0  # complete pickles found back to back
     opcodes: int = 0
     unresolved: list[str] = field(default_factory=list)  # globals whose name is built at run time
+    # imported objects the pickle changes in place (BUILD or SETITEMS on a module, a singleton ...):
+    # (global, what happens). The pickler only ever fills objects it has just created.
+    mutated: list[tuple[str, str]] = field(default_factory=list)
     trailing_bytes: int = 0
     error: str | None = None  # set when the stream is malformed
 
@@ -180,15 +193,21 @@ def _scan_one(reader: _Reader, first: bytes, result: PickleScan) -> None:
         elif name in ("GLOBAL", "INST"):
             module, qual = resolve_name(*arg, protocol)
             result.globals.append(GlobalRef(module, qual, name))
+            if name == "GLOBAL":
+                stack.append(_Imported(f"{module}.{qual}"))
+                code = reader.read(1)
+                continue
         elif name == "STACK_GLOBAL":
             if len(stack) < 2:
                 raise PickleFormatError("STACK_GLOBAL needs two values on the stack")
             qual, module = stack.pop(), stack.pop()
             if isinstance(module, str) and isinstance(qual, str):
-                result.globals.append(GlobalRef(*resolve_name(module, qual, protocol), name))
+                ref = GlobalRef(*resolve_name(module, qual, protocol), name)
+                result.globals.append(ref)
+                stack.append(_Imported(ref.qualified))
             else:
                 result.unresolved.append(f"STACK_GLOBAL at opcode {result.opcodes} with computed operands")
-            stack.append(_OPAQUE)
+                stack.append(_OPAQUE)
             code = reader.read(1)
             continue
         elif name in ("EXT1", "EXT2", "EXT4"):
@@ -208,8 +227,23 @@ def _scan_one(reader: _Reader, first: bytes, result: PickleScan) -> None:
         elif name == "MARK":
             stack.append(_MARK)
         else:
+            if name in _MUTATORS:
+                _note_mutation(stack, name, result)
             _apply_stack_effect(stack, op)
         code = reader.read(1)
+
+
+def _note_mutation(stack: list, name: str, result: PickleScan) -> None:
+    depth = _MUTATORS[name]
+    if depth is None:  # walk back over the items the opcode consumes anyway: linear overall
+        index = len(stack) - 1
+        while index >= 0 and stack[index] is not _MARK:
+            index -= 1
+        target = stack[index - 1] if index > 0 else None
+    else:
+        target = stack[-depth] if len(stack) >= depth else None
+    if isinstance(target, _Imported):
+        result.mutated.append((target.qualified, f"{name} at opcode {result.opcodes}"))
 
 
 def _apply_stack_effect(stack: list, op: pickletools.OpcodeInfo) -> None:
