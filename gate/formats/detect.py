@@ -23,6 +23,9 @@ FORMATS = ("safetensors", "pytorch-zip", "pickle", "numpy", "numpy-npz", "onnx",
 # Formats that hold weights (the `allowed` policy list is about these; text never counts).
 WEIGHT_FORMATS = ("safetensors", "pytorch-zip", "pickle", "numpy", "numpy-npz", "onnx", "gguf", "hdf5", "zip",
                   "unknown")
+# The detail of a file that only its name calls safetensors: validation then says what is wrong.
+NAMED_SAFETENSORS = "named .safetensors, content not recognised"
+UTF8_BOM = b"\xef\xbb\xbf"
 # Opcodes a protocol 0/1 pickle can start with (no PROTO header before protocol 2).
 _PICKLE01_FIRST = set(b"(}])cNIFLSVGJKMUTX\x88\x89")
 _ONNX_NEXT_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x52, 0x72, 0x7A}
@@ -36,8 +39,11 @@ class Detection:
 
 def detect(path: Path) -> Detection:
     size = path.stat().st_size
+    # A file that claims to be safetensors and is not another known format is validated as one,
+    # so a truncated or damaged file is invalid, never "unknown" or "empty".
+    named = path.name.lower().endswith(".safetensors")
     if size == 0:
-        return Detection("empty")
+        return Detection("safetensors", NAMED_SAFETENSORS) if named else Detection("empty")
     with path.open("rb") as stream:
         head = stream.read(HEAD_BYTES)
     if head.startswith(LFS_PREFIX):
@@ -58,6 +64,8 @@ def detect(path: Path) -> Detection:
         return Detection("pickle", "protocol 0/1")
     if _looks_like_onnx(head):
         return Detection("onnx", "protobuf ModelProto")
+    if named:
+        return Detection("safetensors", NAMED_SAFETENSORS)
     if _is_text(head):
         return Detection("text")
     return Detection("unknown")
@@ -70,11 +78,13 @@ def _lfs_detail(head: bytes) -> str:
 
 def _looks_like_safetensors(head: bytes) -> bool:
     # 8-byte little-endian header length, then a JSON object. The length's upper bytes are
-    # zero for any sane header, which keeps text files that contain "{" at byte 8 out.
-    if len(head) < 10:
+    # zero for any sane header, which keeps text files that contain "{" at byte 8 out. A BOM or
+    # blanks before the "{" (invalid, the header must start with it) still mark a safetensors file.
+    if len(head) < 9:
         return False
     length = int.from_bytes(head[:8], "little")
-    return 2 <= length < 1 << 40 and head[8:9] == b"{"
+    start = head[8:].removeprefix(UTF8_BOM).lstrip(b" \t\r\n")
+    return length < 1 << 40 and start[:1] == b"{"
 
 
 def _detect_zip(path: Path) -> Detection:

@@ -73,16 +73,27 @@ def validate_safetensors(path: Path, max_header: int = DEFAULT_MAX_HEADER) -> Sa
         info.errors.append(f"file is {size} bytes, shorter than the 8-byte header length")
         return info
     with path.open("rb") as stream:
-        length = int.from_bytes(stream.read(8), "little")
+        first8 = stream.read(8)
+        length = int.from_bytes(first8, "little")
         info.header_length = length
         if length > max_header:
-            info.errors.append(f"header length {length} exceeds the cap of {max_header} bytes")
+            text = first8.isascii() and first8.decode().isprintable()
+            info.errors.append(f"header length {length} exceeds the cap of {max_header} bytes"
+                               + (f" (the file starts with the text {first8.decode()!r}: not safetensors)"
+                                  if text else ""))
+            return info
+        if length < 2:
+            info.errors.append(f"header length {length} is too small for a JSON object (`{{}}` takes 2 bytes)")
             return info
         if 8 + length > size:
             info.errors.append(f"header length {length} runs past the end of the {size}-byte file")
             return info
         raw = stream.read(length)
     info.data_length = size - 8 - length
+    if not raw.startswith(b"{"):
+        info.errors.append(f"header must start with '{{' (a JSON object), it starts with {raw[:4]!r}"
+                           + (" (a UTF-8 byte order mark)" if raw.startswith(b"\xef\xbb\xbf") else ""))
+        return info
     try:
         header = parse_header(raw)
     except _Duplicate as dup:
