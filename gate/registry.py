@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from gate.errors import RegistryError, RejectedError, UsageError
 from gate.uris import (
+    LOCK_SUFFIX,
     LoggedModel,
     ModelRef,
     RegistryAlias,
