@@ -25,6 +25,8 @@ def convert(src: Path, out: Path | None, max_shard_size: str, policy_file: Path 
 
     The inputs are scanned first; they are loaded only with torch.load(weights_only=True)
     in a child process. Every tensor is reloaded and compared bit for bit afterwards.
+    A folder with a symlink leading outside it (or a symlinked folder, a dangling link,
+    a special file) is refused before anything is written.
     """
     from gate.formats.convert import convert as run_convert
     from gate.formats.convert import parse_size

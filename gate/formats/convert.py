@@ -95,18 +95,63 @@ def plan(src: Path, out: Path | None) -> ConvertPlan:
         if fmt not in PICKLE_FORMATS:
             raise UsageError(f"{src}: is {fmt}, not a pickle or PyTorch checkpoint")
         return ConvertPlan([src], out or src.parent, None)
+    files = _folder_files(src)
     inputs = _folder_inputs(src)
     names = {p.name for p in inputs} | {p.name for p in src.glob("*.bin.index.json")}
     result = ConvertPlan(inputs, out or src.with_name(src.name + "-safetensors"), src)
-    for path in sorted(src.rglob("*")):
-        if not path.is_file() or path.parent == src and path.name in names:
+    for rel in files:
+        if len(rel.parts) == 1 and rel.name in names:
             continue
-        rel = path.relative_to(src)
-        if detect(path).format in PICKLE_FORMATS:
+        if detect(src / rel).format in PICKLE_FORMATS:
             result.skipped.append(rel.as_posix())
         else:
             result.copy.append(rel)
     return result
+
+
+def _folder_files(src: Path) -> list[Path]:
+    """Every file under src, relative to it, in a stable order; refuses what must not be copied.
+
+    A symlink to a file inside the folder is followed (its content is part of the model). A
+    symlink that leads outside (its target would land in the output, e.g. /etc/passwd), a
+    symlinked folder, a dangling link and a special file (a FIFO would block the copy) are
+    refused, all of them named, before anything is written.
+    """
+    root = src.resolve()
+    files: list[Path] = []
+    problems: list[str] = []
+    for folder, dirs, names in os.walk(src):  # does not descend into symlinked folders
+        dirs.sort()
+        for name in dirs:
+            problem = _unfit(Path(folder) / name, src, root)
+            if problem:
+                problems.append(problem)
+        for name in sorted(names):
+            path = Path(folder) / name
+            problem = _unfit(path, src, root)
+            if problem:
+                problems.append(problem)
+            else:
+                files.append(path.relative_to(src))
+    if problems:
+        raise UsageError(f"cannot convert {src}: " + "; ".join(problems))
+    return sorted(files, key=Path.as_posix)
+
+
+def _unfit(path: Path, src: Path, root: Path) -> str | None:
+    rel = path.relative_to(src)
+    if path.is_symlink():
+        link = os.readlink(path)
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(root):
+            return f"symlink outside the model folder: {rel} -> {link}"
+        if target.is_dir():
+            return f"symlinked folder: {rel} -> {link} (not followed)"
+        if not target.exists():
+            return f"dangling symlink: {rel} -> {link}"
+    if not path.is_dir() and not path.is_file():
+        return f"special file: {rel} (not a regular file)"
+    return None
 
 
 def _folder_inputs(src: Path) -> list[Path]:

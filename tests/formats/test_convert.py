@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,3 +123,55 @@ def test_all_minilm_round_trip_gives_identical_tensors_and_embeddings(minilm_dir
     before = SentenceTransformer(str(minilm_dir), device="cpu").encode(sentences, convert_to_tensor=True)
     after = SentenceTransformer(str(tmp_path / "out"), device="cpu").encode(sentences, convert_to_tensor=True)
     assert before.shape == (2, 384) and torch.equal(before, after)
+
+
+# ------------------------------------------------------------------ links in the source folder
+
+def _hf_folder(tmp_path):
+    src = tmp_path / "hf"
+    (src / "sub").mkdir(parents=True)
+    torch.save({"w": torch.ones(2)}, src / "pytorch_model.bin")
+    (src / "config.json").write_text("{}")
+    return src
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda src, outside: (src / "tokenizer.json").symlink_to(outside),
+     "symlink outside the model folder: tokenizer.json -> {outside}"),
+    (lambda src, outside: (src / "sub" / "x.txt").symlink_to(outside),
+     "symlink outside the model folder: sub/x.txt -> {outside}"),
+    (lambda src, outside: (src / "vocab.txt").symlink_to(src / "missing.txt"),
+     "dangling symlink: vocab.txt -> {src}/missing.txt"),
+    (lambda src, outside: (src / "linked").symlink_to(src / "sub"),
+     "symlinked folder: linked -> {src}/sub (not followed)"),
+    (lambda src, outside: os.mkfifo(src / "pipe"), "special file: pipe (not a regular file)"),
+], ids=["outside", "outside-in-subfolder", "dangling", "folder", "fifo"])
+def test_convert_refuses_links_it_must_not_copy_before_writing_anything(tmp_path, capsys, make, expected):
+    src = _hf_folder(tmp_path)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0")
+    make(src, outside)
+    assert main(["convert", str(src), "--no-model-check"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot convert {src}: " + expected.format(outside=outside, src=src) in err
+    assert not (tmp_path / "hf-safetensors").exists()
+
+
+def test_convert_refuses_a_checkpoint_linked_from_outside(tmp_path, capsys):
+    src = tmp_path / "hf"
+    src.mkdir()
+    torch.save({"w": torch.ones(2)}, tmp_path / "elsewhere.bin")
+    (src / "pytorch_model.bin").symlink_to(tmp_path / "elsewhere.bin")
+    assert main(["convert", str(src)]) == 2
+    assert "symlink outside the model folder: pytorch_model.bin" in capsys.readouterr().err
+    assert not (tmp_path / "hf-safetensors").exists()
+
+
+def test_a_link_to_a_file_inside_the_folder_is_copied_as_its_content(tmp_path, capsys):
+    src = _hf_folder(tmp_path)
+    (src / "sub" / "tokenizer.json").write_text('{"model": "wordpiece"}')
+    (src / "tokenizer.json").symlink_to(Path("sub") / "tokenizer.json")
+    result = _convert_json(capsys, src, "--no-model-check")
+    assert result["copied"] == ["config.json", "sub/tokenizer.json", "tokenizer.json"]
+    copied = tmp_path / "hf-safetensors" / "tokenizer.json"
+    assert not copied.is_symlink() and copied.read_text() == '{"model": "wordpiece"}'
