@@ -19,10 +19,10 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 NUMPY_MAGIC = b"\x93NUMPY"
 # Every format name the detector can return.
 FORMATS = ("safetensors", "pytorch-zip", "pickle", "numpy", "numpy-npz", "onnx", "gguf", "hdf5", "zip",
-           "git-lfs-pointer", "text", "empty", "unknown")
+           "compressed", "git-lfs-pointer", "text", "empty", "unknown")
 # Formats that hold weights (the `allowed` policy list is about these; text never counts).
 WEIGHT_FORMATS = ("safetensors", "pytorch-zip", "pickle", "numpy", "numpy-npz", "onnx", "gguf", "hdf5", "zip",
-                  "unknown")
+                  "compressed", "unknown")
 # The detail of a file that only its name calls safetensors: validation then says what is wrong.
 NAMED_SAFETENSORS = "named .safetensors, content not recognised"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -64,6 +64,9 @@ def detect(path: Path) -> Detection:
         return Detection("pickle", "protocol 0/1")
     if _looks_like_onnx(head):
         return Detection("onnx", "protobuf ModelProto")
+    compression = _compression(head)
+    if compression:
+        return Detection("compressed", compression)
     if named:
         return Detection("safetensors", NAMED_SAFETENSORS)
     if _is_text(head):
@@ -109,6 +112,27 @@ def _is_headerless_pickle(path: Path) -> bool:
 def _looks_like_onnx(head: bytes) -> bool:
     # ModelProto starts with field 1 (ir_version, varint): tag 0x08, a small version, then another field.
     return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and head[2] in _ONNX_NEXT_TAGS
+
+
+def _compression(head: bytes) -> str | None:
+    """The compressed streams joblib.load opens transparently (joblib/compressor.py prefixes),
+    with enough of each header checked that text does not match."""
+    if (len(head) >= 2 and head[0] == 0x78 and head[1] & 0x20 == 0 and (head[0] << 8 | head[1]) % 31 == 0
+            and not _is_text(head)):
+        return "zlib stream"
+    if head.startswith(b"\x1f\x8b\x08"):
+        return "gzip stream"
+    if head[:3] == b"BZh" and head[4:10] == b"\x31\x41\x59\x26\x53\x59":
+        return "bz2 stream"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz stream"
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return "lz4 frame"
+    if head.startswith(b"\x5d\x00") and not _is_text(head):
+        return "lzma stream"
+    if head.startswith(b"ZF0x") and not _is_text(head):
+        return "zlib stream (joblib < 0.10)"
+    return None
 
 
 def _is_text(head: bytes) -> bool:

@@ -113,6 +113,10 @@ def _examine(path: Path, detection: Detection, report: FileReport, allow_globals
             _scan_npy(stream, report, None, allow_globals)
     elif fmt in ("pytorch-zip", "numpy-npz", "zip"):
         _scan_zip(path, report, allow_globals)
+    elif fmt == "compressed":
+        # joblib.load decompresses and unpickles such a file; scanning it would mean inflating it.
+        report.errors.append(f"unsupported: compressed ({detection.detail}): joblib.load would decompress and "
+                             "unpickle it, and the scan does not decompress; save it with joblib.dump(..., compress=0)")
 
 
 def _add_scan(report: FileReport, scan: PickleScan, member: str | None, allow_globals: tuple[str, ...]) -> None:
@@ -131,6 +135,15 @@ def _add_scan(report: FileReport, scan: PickleScan, member: str | None, allow_gl
         verdict = classify_global(ref.module, ref.name, allow_globals)
         if verdict.verdict != "allowed":
             report.findings.append(Finding(report.path, ref.qualified, verdict.verdict, verdict.reason, member))
+    for ref in dict.fromkeys(scan.plain_globals):
+        verdict = classify_global(ref.module, ref.name, allow_globals)
+        if verdict.verdict == "denied" and ref.qualified not in seen:
+            seen.add(ref.qualified)
+            report.findings.append(Finding(report.path, ref.qualified, "denied",
+                                           f"{verdict.reason}; imported when pickle.load (not joblib.load) "
+                                           "reads this joblib file", member))
+    if scan.joblib_arrays:
+        report.detail = f"{report.detail}, joblib.dump with {scan.joblib_arrays} NumPy array(s) outside the opcodes"
     first_change = {}  # one finding per object, at its first change
     for qualified, how in scan.mutated:
         first_change.setdefault(qualified, how)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gate.formats.detect import detect
+from gate.formats.detect import Detection, detect
 
 
 def _tensor_file(tmp_path, name, **kwargs):
@@ -75,3 +75,21 @@ def test_empty_and_binary_noise(tmp_path):
     assert detect(tmp_path / "empty").format == "empty"
     (tmp_path / "noise").write_bytes(bytes(range(256)) * 4)
     assert detect(tmp_path / "noise").format == "unknown"
+
+
+@pytest.mark.parametrize("compress,expected", [
+    (lambda b: __import__("zlib").compress(b, 3), "zlib stream"),
+    (lambda b: __import__("gzip").compress(b), "gzip stream"),
+    (lambda b: __import__("bz2").compress(b), "bz2 stream"),
+    (lambda b: __import__("lzma").compress(b), "xz stream"),
+    (lambda b: __import__("lzma").compress(b, format=__import__("lzma").FORMAT_ALONE), "lzma stream"),
+], ids=["zlib", "gzip", "bz2", "xz", "lzma"])
+def test_compressed_streams_joblib_would_open_are_recognised(tmp_path, compress, expected):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(compress(pickle.dumps({"a": 1}, protocol=4)))
+    assert detect(path) == Detection("compressed", expected)
+
+
+def test_text_that_starts_like_a_zlib_header_stays_text(tmp_path):
+    (tmp_path / "notes.txt").write_text("x^2 + y^2 = r^2\n")  # 0x78 0x5e: a valid zlib header
+    assert detect(tmp_path / "notes.txt").format == "text"
