@@ -155,7 +155,6 @@ def test_changing_an_imported_object_in_place_is_denied(tmp_path, content, chang
 
 def _real_objects():
     import numpy as np
-    import pandas as pd
     import scipy.sparse as sp
     from sklearn.compose import ColumnTransformer
     from sklearn.datasets import load_iris
