@@ -54,6 +54,9 @@ DEFAULT_ALLOWED: frozenset[str] = frozenset(
         "collections.Counter",
         "builtins.set",
         "builtins.frozenset",
+        # A partial only binds arguments to a callable, which the scan classifies on its own
+        # (HistGradientBoosting with categorical features pickles one around check_array).
+        "functools.partial",
         "builtins.bytes",  # protocol 2 writes b"" as bytes()
         "builtins.object",  # protocols 0 and 1 rebuild objects with copyreg._reconstructor(cls, object, None)
         "builtins.slice",
@@ -100,7 +103,7 @@ DENIED_PATTERNS: tuple[str, ...] = (
     "unittest.*", "doctest.*", "_pytest.*", "pytest.*", "logging.*", "atexit.*", "builtins.__*",
     *(f"{prefix}.{name}" for prefix in ("builtins", "__builtin__", "__builtins__") for name in _BUILTINS_DENIED),
     "argparse.*", "operator.methodcaller", "operator.attrgetter", "operator.itemgetter", "operator.call",
-    "functools.partial", "functools.reduce", "types.*", "inspect.*", "gc.*", "weakref.*",
+    "functools.reduce", "types.*", "inspect.*", "gc.*", "weakref.*",
     "copyreg.__newobj_ex__", "copy.*",
     # Code shipped as data: cloudpickle (any vendored copy) rebuilds functions from bytecode.
     "cloudpickle.*", "*.cloudpickle.*",
@@ -167,11 +170,15 @@ DENIED_PATTERNS: tuple[str, ...] = (
 )
 
 # Globals denied by DENIED_PATTERNS that serialized data legitimately names: the wrapper joblib
-# writes before each raw NumPy buffer, and torch's layout lookup (neither reads nor runs anything).
-_DENIED_EXCEPT: dict[str, frozenset[str]] = {
-    "joblib.*": frozenset({"joblib.numpy_pickle.NumpyArrayWrapper"}),
-    "torch.serialization.*": frozenset({"torch.serialization._get_layout"}),
-}
+# writes before each raw NumPy buffer, torch's layout lookup, and the array-API asarray that SciPy's
+# BSpline objects keep (in every SplineTransformer), which is np.array with keyword checks. None
+# reads, writes or runs anything.
+_DENIED_EXCEPT: frozenset[str] = frozenset({
+    "joblib.numpy_pickle.NumpyArrayWrapper",
+    "torch.serialization._get_layout",
+    "scipy._lib.array_api_compat.numpy._aliases.asarray",
+    "sklearn.externals.array_api_compat.numpy._aliases.asarray",
+})
 
 # Names denied wherever they live: libraries re-export them from other modules
 # (`torch.serialization.os`, `sklearn.datasets._base.urlretrieve`, `scipy.test`), so the
@@ -213,7 +220,7 @@ def classify_global(module: str, name: str, extra_allowed: tuple[str, ...] = ())
     """Denylist first (it always wins), then the built-in allowlist, then the policy's patterns."""
     full = f"{module}.{name}"
     for pattern in DENIED_PATTERNS:
-        if fnmatchcase(full, pattern) and full not in _DENIED_EXCEPT.get(pattern, ()):
+        if fnmatchcase(full, pattern) and full not in _DENIED_EXCEPT:
             return Classification("denied", f"can run code, load data or reach files or the network "
                                             f"(denylist pattern {pattern!r})")
     last = name.rsplit(".", 1)[-1]
