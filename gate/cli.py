@@ -70,7 +70,17 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.obj["verbose"] = verbose
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_scrub_log_record)
     logging.getLogger("gate").setLevel(logging.INFO if verbose == 0 else level)
+
+
+def _scrub_log_record(record: logging.LogRecord) -> bool:
+    """Library log lines (urllib3 retries, MLflow) name URLs with tokens in them: mask first."""
+    from gate.uris import scrub_secrets
+
+    record.msg, record.args = scrub_secrets(record.getMessage(), limit=20_000), None
+    return True
 
 
 class Terminated(KeyboardInterrupt):

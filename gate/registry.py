@@ -24,6 +24,7 @@ from gate.uris import (
     RegistryVersion,
     RunArtifact,
     redact_uri,
+    remember_secrets_of,
     scrub_secrets,
 )
 
@@ -79,6 +80,9 @@ class Registry:
             raise UsageError("no tracking URI: set registry.tracking_uri in the policy, "
                              "--tracking-uri, or MLFLOW_TRACKING_URI")
         _check_tracking_uri(tracking_uri)
+        remember_secrets_of(tracking_uri)
+        if registry_uri:
+            remember_secrets_of(registry_uri)
         _configure_mlflow()
         from mlflow import MlflowClient
 

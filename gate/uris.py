@@ -173,9 +173,31 @@ def redact_uri(uri: str | None) -> str | None:
     return parsed._replace(netloc=host, query="", fragment="").geturl()
 
 
+# Values known to be secret in this process: passwords and query values of the tracking URI.
+_KNOWN_SECRETS: set[str] = set()
+_SECRET_VARIABLES = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY",
+                     "AWS_SESSION_TOKEN", "GITHUB_TOKEN", "MODEL_GATE_KEY_PASSWORD")
+_SECRET_QUERY = re.compile(r"([?&][^=&\s]*(?:token|sig|key|secret|pass|auth|cred|X-Amz-)[^=&\s]*=)[^&\s'\"]+",
+                           re.IGNORECASE)
+
+
+def remember_secrets_of(uri: str) -> None:
+    """Mask this URI's password and query values wherever they turn up later (library logs too)."""
+    parsed = urlparse(uri)
+    values = [value for _, _, value in (part.partition("=") for part in parsed.query.split("&"))]
+    for secret, shortest in [(parsed.password or "", 4)] + [(value, 6) for value in values]:
+        if len(secret) >= shortest:
+            _KNOWN_SECRETS.update({secret, unquote(secret)})
+
+
 def scrub_secrets(text: str, limit: int = 500) -> str:
-    """Free text (an exception message) without URL credentials or signed query parameters."""
+    """Free text (an exception message, a library's log line) without URL credentials, signed or
+    token-like query parameters, or any value known to be secret."""
+    import os
+
     text = re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@", r"\1***@", text)
-    text = re.sub(r"([?&](?:X-Amz-[^=]+|token|sig|signature|access_token)=)[^&\s'\"]+", r"\1***", text,
-                  flags=re.IGNORECASE)
+    text = _SECRET_QUERY.sub(r"\1***", text)
+    known = _KNOWN_SECRETS | {os.environ[v] for v in _SECRET_VARIABLES if len(os.environ.get(v, "")) >= 4}
+    for secret in sorted(known, key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text[:limit]

@@ -166,3 +166,21 @@ def test_rollback_refuses_reserved_aliases_without_touching_the_registry(gate, r
         assert result.code == 2 and "--alias: alias" in result.err, result.err
     assert client.get_registered_model(name).aliases == {}
     assert not any(k.startswith("model_gate.") for k in client.get_model_version(name, version).tags)
+
+
+def test_a_token_in_the_tracking_uri_query_never_reaches_the_output(policy, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from servers import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}/?token=q-s3cr3t-tok"  # nothing listens: urllib3 logs its retries
+    for argv in (["check", "--policy", str(policy()), "--model-uri", "models:/m/1", "--dry-run",
+                  "--report-dir", str(tmp_path / "reports")], ["resolve", "models:/m/1"]):
+        done = subprocess.run([sys.executable, "-m", "gate", *argv], capture_output=True, text=True,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+        assert done.returncode == 3, done.stderr
+        assert "Retrying" in done.stderr  # the library's own log lines are there, masked
+        assert "q-s3cr3t-tok" not in done.stdout + done.stderr
+    assert "q-s3cr3t-tok" not in (tmp_path / "reports" / "report.json").read_text()
