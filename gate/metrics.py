@@ -51,6 +51,13 @@ def _comparable_labels(y: Any, y_pred: Any) -> tuple[Any, Any]:
         return y.astype(str), y_pred.astype(str)
 
 
+def _some(labels: Any, shown: int = 5) -> str:
+    import numpy as np
+
+    values = [str(v) for v in np.unique(labels)[:shown + 1]]
+    return ", ".join(values[:shown]) + (", ..." if len(values) > shown else "")
+
+
 def compute_metrics(
     *,
     task: str,
@@ -78,6 +85,14 @@ def compute_metrics(
         y_pred = None
     if y_pred is not None and task == "classification":
         y, y_pred = _comparable_labels(y, y_pred)
+        if len(y) and not set(np.unique(y)) & set(np.unique(y_pred)):
+            # Not a bad model but a label mismatch (class names vs indices, another encoding):
+            # say so instead of scoring 0.
+            mismatch = (f"no predicted label occurs in the target column (targets: {_some(y)}; "
+                        f"predictions: {_some(y_pred)}): check evaluation.target and how labels are encoded")
+            for name in metrics:
+                if name in ("accuracy", "precision", "recall", "f1"):
+                    result.errors[name] = mismatch
     binary_kwargs: dict[str, Any] = {"average": average, "zero_division": 0}
     if average == "binary" and pos_label is not None:
         binary_kwargs["pos_label"] = pos_label
@@ -91,6 +106,8 @@ def compute_metrics(
         return proba
 
     for name in metrics:
+        if name in result.errors:
+            continue
         try:
             if name in ("latency_p50_ms", "latency_p95_ms"):
                 if not single_row_ms:

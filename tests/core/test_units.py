@@ -165,6 +165,13 @@ def test_labels_of_another_type_are_the_same_classes(labels):
     text = compute_metrics(task="classification", metrics=["accuracy"], y_true=np.array([0.0, 1.0, 2.0]),
                            predictions=np.array(["0", "1", "1"]))
     assert text.values["accuracy"] == pytest.approx(2 / 3)
-    names = compute_metrics(task="classification", metrics=["accuracy"], y_true=np.array(["setosa", "virginica"]),
-                            predictions=np.array([0, 1]))
-    assert names.values["accuracy"] == 0.0  # class names against class indices: nothing matches
+    names = compute_metrics(task="classification", metrics=["accuracy", "f1", "roc_auc"],
+                            y_true=np.array(["setosa", "virginica", "setosa"]), predictions=np.array([0, 1, 0]),
+                            probabilities=np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]]), classes=[0, 1])
+    # class names against class indices: a label mismatch is named, not scored 0
+    assert "accuracy" not in names.values and "f1" not in names.values
+    assert names.errors["accuracy"] == ("no predicted label occurs in the target column (targets: setosa, virginica; "
+                                        "predictions: 0, 1): check evaluation.target and how labels are encoded")
+    wrong = compute_metrics(task="classification", metrics=["accuracy"], y_true=np.array([0, 1]),
+                            predictions=np.array([1, 0]))
+    assert wrong.values["accuracy"] == 0.0  # shared labels, all wrong: a real 0
