@@ -42,11 +42,14 @@ class FormatsPolicy(BaseModel):
     def _patterns(cls, value: list[str]) -> list[str]:
         for pattern in value:
             module = pattern.split(".", 1)[0]
-            if "." not in pattern or not module or any(c in module for c in "*?[") or any(
-                c.isspace() for c in pattern
-            ):
+            if any(c.isspace() for c in pattern) or not module or any(c in module for c in "*?["):
                 raise ValueError(
                     f"allow_globals pattern {pattern!r} must start with a plain top-level module, "
                     "e.g. 'sklearn.*' (to accept every pickle use pickle: allow)"
                 )
+            if "." not in pattern:
+                raise ValueError(f"allow_globals pattern {pattern!r} names a module, which matches no global: "
+                                 f"use '{pattern}.*' or an exact 'module.name'")
+            if pattern.count("[") != pattern.count("]"):
+                raise ValueError(f"allow_globals pattern {pattern!r} has an unclosed '['")
         return value

@@ -117,6 +117,11 @@ def test_policy_rejects_unknown_formats_and_catch_all_patterns():
         FormatsPolicy(allowed=["pickles"])
     with pytest.raises(ValueError, match="plain top-level module"):
         FormatsPolicy(allow_globals=["*"])
+    with pytest.raises(ValueError, match="names a module, which matches no global: use 'sklearn.\\*'"):
+        FormatsPolicy(allow_globals=["sklearn"])
+    with pytest.raises(ValueError, match="has an unclosed"):
+        FormatsPolicy(allow_globals=["sklearn.["])
+    assert FormatsPolicy(allow_globals=["sklearn.linear_model.[LR]*", "numpy.ndarray"]).allow_globals
 
 
 # ------------------------------------------------------------------ the scan command
