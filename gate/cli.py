@@ -71,7 +71,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_scrub_log_record)
+        if _scrub_log_record not in handler.filters:  # main() can run many times in one process
+            handler.addFilter(_scrub_log_record)
     logging.getLogger("gate").setLevel(logging.INFO if verbose == 0 else level)
 
 
