@@ -61,6 +61,7 @@ class GateRun:
     previous_version: str | None = None
     promotion: dict[str, Any] = field(default_factory=dict)
     error: GateError | None = None
+    content: Any = None  # gate.content.ContentDigest of the candidate's files, once computed
     timings: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
 
@@ -79,6 +80,8 @@ class GateRun:
         if self.candidate is not None:
             model.update(name=self.candidate.name, version=self.candidate.version,
                          source=redact_uri(self.candidate.source), run_id=self.candidate.run_id)
+        if self.content is not None:
+            model.update(content_sha256=self.content.digest, files=self.content.files)
         return {
             "decision": self.decision,
             "exit_code": int(self.exit_code),
@@ -161,6 +164,26 @@ class _Stages:
             self.progress(f"tracking URI: {self._registry.display_uri}")
         return self._registry
 
+    def start_content_digest(self, model_dir: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from gate.content import content_digest
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="content-digest")
+        self._content_future = pool.submit(content_digest, model_dir, self.digests)
+        pool.shutdown(wait=False)
+
+    def content_sha256(self) -> str | None:
+        """The digest of the gated files (waits for the hashing started after the checks)."""
+        future = getattr(self, "_content_future", None)
+        if future is None:
+            return None
+        if self.run.content is None:
+            self.run.content = self.timed("content_digest", future.result)
+            if self.run.content.problem:
+                log.warning("no content digest: %s", self.run.content.problem)
+        return self.run.content.digest
+
     def timed(self, name: str, fn: Callable[[], Any]) -> Any:
         started = time.perf_counter()
         try:
@@ -188,6 +211,7 @@ class _Stages:
         model_dir = self.timed("resolve_download", lambda: self.resolve_and_download(ref))
         if not self.pre_load_checks(model_dir, self.digests):
             return self.finish(rejected=True)
+        self.start_content_digest(model_dir)  # hashes while the model process loads the model
         if self.policy.evaluation is not None:
             # Needed for the metrics once predictions arrive; imported while the model process loads
             # the model (earlier, it would compete for the GIL with mlflow's import and the checks).
@@ -403,7 +427,9 @@ class _Stages:
     def promote(self, target: Any) -> None:
         from gate.promotion import promote
 
-        result = self.timed("promotion", lambda: promote(self.registry(), self.loaded, self.run.candidate, target))
+        digest = self.content_sha256()
+        result = self.timed("promotion", lambda: promote(self.registry(), self.loaded, self.run.candidate, target,
+                                                         content_sha256=digest))
         self.add([result.check])
         self.run.promotion = result.details
         if result.check.blocking:
@@ -411,6 +437,7 @@ class _Stages:
         self.run.decision = "promoted"
 
     def finish(self, rejected: bool) -> None:
+        self.content_sha256()
         if rejected:
             self.run.decision = "rejected"
             self.write_rejection_tags()
@@ -427,12 +454,17 @@ class _Stages:
         failed = ", ".join(c.name for c in self.run.checks if c.blocking)[:4000]
         try:
             target = self.promotion_target()
+            digest = self.run.content.digest if self.run.content is not None else None
             if target is not None and target.mode != "copy_to" and target.holder == candidate.version:
                 # The version already holds its place: keep its promotion record, record the re-check.
                 tags = recheck_tags("rejected", self.loaded, failed)
+                if digest:
+                    tags["model_gate.recheck_content_sha256"] = digest
             else:
                 tags = audit_tags("rejected", self.loaded, self.run.previous_version, None)
                 tags["model_gate.failed_checks"] = failed
+                if digest:
+                    tags["model_gate.content_sha256"] = digest
             self.registry().set_version_tags(candidate.name, candidate.version, tags)
         except GateError as error:
             log.warning("could not record the rejection on %s: %s", candidate.uri, error)

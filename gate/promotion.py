@@ -102,9 +102,14 @@ def recheck_tags(status: str, loaded: LoadedPolicy, failed_checks: str | None = 
     return tags
 
 
-def promote(registry: Registry, loaded: LoadedPolicy, candidate: ModelVersionInfo, expected: Target) -> PromotionResult:
-    """Move the alias/stage to the candidate if the target still holds what we compared against."""
+def promote(registry: Registry, loaded: LoadedPolicy, candidate: ModelVersionInfo, expected: Target,
+            content_sha256: str | None = None) -> PromotionResult:
+    """Move the alias/stage to the candidate if the target still holds what we compared against.
+
+    content_sha256: the digest of the files that were gated (gate.content), recorded with the decision.
+    """
     policy = loaded.policy.promotion
+    content = {f"{TAG_PREFIX}content_sha256": content_sha256} if content_sha256 else {}
     started = time.perf_counter()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     lock = registry.acquire_lock(expected.model_name, owner, LOCK_TIMEOUT_S, LOCK_STALE_AFTER_S)
@@ -119,7 +124,8 @@ def promote(registry: Registry, loaded: LoadedPolicy, candidate: ModelVersionInf
         if expected.mode != "copy_to" and now.holder == candidate.version:
             # Re-gating the champion: nothing moves, and its promotion record (previous champion,
             # the rollback target) must survive; only the re-check is recorded.
-            registry.set_version_tags(candidate.name, candidate.version, recheck_tags("passed", loaded))
+            registry.set_version_tags(candidate.name, candidate.version,
+                                      {**recheck_tags("passed", loaded), **_prefixed_keys(content, "recheck_")})
             return PromotionResult(CheckResult(
                 "promotion", "promotion", Status.PASSED,
                 f"{candidate.uri} already holds {_place(expected)}; nothing moved, its promotion record is kept",
@@ -148,7 +154,7 @@ def promote(registry: Registry, loaded: LoadedPolicy, candidate: ModelVersionInf
                     "promotion", "promotion", Status.FAILED,
                     f"alias {expected.alias} of {expected.model_name} points to version {holder} right after "
                     f"it was set to {promoted.version}: another writer is moving it", duration_s=time.perf_counter() - started))
-        tags = {**policy.tags, **audit_tags("promoted", loaded, expected.holder, expected)}
+        tags = {**policy.tags, **audit_tags("promoted", loaded, expected.holder, expected), **content}
         registry.set_version_tags(promoted.name, promoted.version, tags)
         if promoted is not candidate:
             registry.set_version_tags(candidate.name, candidate.version,
@@ -163,6 +169,11 @@ def promote(registry: Registry, loaded: LoadedPolicy, candidate: ModelVersionInf
         details={"mode": expected.mode, "alias": expected.alias, "stage": expected.stage,
                  "model": promoted.name, "version": promoted.version, "previous_version": expected.holder},
     )
+
+
+def _prefixed_keys(tags: dict[str, str], prefix: str) -> dict[str, str]:
+    """model_gate.x -> model_gate.<prefix>x: a re-check's record beside the promotion's."""
+    return {f"{TAG_PREFIX}{prefix}{key.removeprefix(TAG_PREFIX)}": value for key, value in tags.items()}
 
 
 def _place(target: Target) -> str:
