@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "register": ("register", "register", "Register a model version and wait until it is READY."),
     "resolve": ("resolve", "resolve", "Show the exact registry version a model URI points to."),
     "rollback": ("rollback", "rollback", "Move the alias back to the previous champion."),
+    "digest": ("digest", "digest", "Check a folder holds exactly the files the gate promoted."),
     "sign": ("signing", "sign", "Sign a model folder (OpenSSF Model Signing) or a file (detached)."),
     "verify": ("signing", "verify", "Verify a model's signature."),
     "keygen": ("signing", "keygen", "Write a new EC signing key pair."),

@@ -28,10 +28,12 @@ class ContentDigest:
     problem: str | None = None
 
 
-def content_digest(model_dir: Path, precomputed: Mapping[str, str] | None = None) -> ContentDigest:
-    """Digest every regular file under model_dir; reuse SHA-256 hex digests already computed
-    (by a verified download) instead of reading those files again."""
-    listing = list_model_files(model_dir, ())
+def content_digest(model_dir: Path, precomputed: Mapping[str, str] | None = None,
+                   exclude: tuple[str, ...] = ()) -> ContentDigest:
+    """Digest every regular file under model_dir (but the exact relative paths in exclude);
+    reuse SHA-256 hex digests already computed (by a verified download) instead of reading
+    those files again."""
+    listing = list_model_files(model_dir, exclude)
     if listing.problems:
         return ContentDigest(None, len(listing.files), listing.problems[0])
     files = sorted(listing.files, key=lambda f: f.name.encode("utf-8"))

@@ -55,3 +55,37 @@ def test_promotion_records_the_digest_of_the_files_it_gated(gate, policy, regist
     _, second = register("bad", name)
     assert gate("check", "--policy", str(strict), "--model-uri", f"models:/{name}/{second}").code == 1
     assert client.get_model_version(name, second).tags["model_gate.content_sha256"].startswith("sha256:")
+
+
+def test_digest_command_tells_a_deployment_whether_it_ships_the_promoted_files(gate, policy, register, tmp_path):
+    import mlflow.artifacts
+
+    name, version = register("good")
+    assert gate("check", "--policy", str(policy()), "--model-uri", f"models:/{name}/{version}").code == 0
+    # The usual deployment download: models:/ adds MLflow's registered_model_meta beside the artifacts.
+    shipped = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(tmp_path / "ship")))
+    assert (shipped / "registered_model_meta").is_file()
+    ok = gate("digest", str(shipped), "--expect", f"models:/{name}@champion", "--json")
+    assert ok.code == 0, ok.out + ok.err
+    answer = json.loads(ok.out)
+    assert answer["verified"] and answer["expected"] == f"models:/{name}/{version}"
+    assert answer["recorded_sha256"] == content_digest(shipped, exclude=("registered_model_meta",)).digest
+    plain = gate("digest", str(shipped))
+    assert plain.code == 0 and plain.out.split()[0] == content_digest(shipped).digest
+
+    (shipped / "MLmodel").write_text((shipped / "MLmodel").read_text() + "# edited after the gate\n")
+    tampered = gate("digest", str(shipped), "--expect", f"models:/{name}@champion")
+    assert tampered.code == 1 and "does not hold the files gated as" in tampered.out
+
+    strict = policy(thresholds={"accuracy": {"direction": "higher", "min": 0.999}})
+    _, rejected = register("bad", name)
+    assert gate("check", "--policy", str(strict), "--model-uri", f"models:/{name}/{rejected}").code == 1
+    fetched = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{rejected}", dst_path=str(tmp_path / "rej")))
+    refused = gate("digest", str(fetched), "--expect", f"models:/{name}/{rejected}")
+    assert refused.code == 1 and "decision on it was 'rejected'" in refused.out
+
+    _, ungated = register("good", name)
+    never = gate("digest", str(fetched), "--expect", f"models:/{name}/{ungated}")
+    assert never.code == 1 and "has no model_gate.content_sha256 tag" in never.out
+    missing = gate("digest", str(tmp_path / "nowhere"))
+    assert missing.code == 2 and "does not exist" in missing.err
