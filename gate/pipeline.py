@@ -139,6 +139,8 @@ class _Stages:
         self._registry: Registry | None = None
         self.digests: dict[str, str] | None = None
         self.processes: dict[str, Any] = {}
+        self.baseline_problem: str | None = None  # why the baseline could not be measured, if it could not
+        self.baseline_errors: dict[str, str] = {}  # metrics the baseline's predictions could not give
 
     def process(self, label: str) -> Any:
         """The child process for `label`, started now if it is not running yet (see ModelProcess)."""
@@ -318,6 +320,11 @@ class _Stages:
             return registry.get_version(name, str(spec.version))
         if spec is not None and spec.alias is not None:
             version = registry.alias_holder(name, spec.alias)
+            if version is None and (target is None or spec.alias != target.alias):
+                # Only the promotion alias may be missing (a first deployment): another one is a typo
+                # that would otherwise turn the comparison off without a word.
+                raise UsageError(f"evaluation.baseline.alias: model {name} has no alias {spec.alias!r} (only the "
+                                 "promotion alias may be missing: then there is no baseline yet)")
             return registry.get_version(name, version) if version else None
         if target is None or target.holder is None:
             return None
@@ -351,9 +358,15 @@ class _Stages:
         if label == "candidate":
             self.add(result.checks)
         else:
-            # A broken baseline must not block a good candidate: its problems become warnings.
-            self.add([replace(c, status=Status.WARNED) if c.blocking else c for c in result.checks])
+            self.add(self.baseline_warnings(result.checks))
         return result
+
+    def baseline_warnings(self, checks: list[CheckResult]) -> list[CheckResult]:
+        """A broken baseline's own checks are warnings; the comparisons that need its metrics fail."""
+        failed = [c for c in checks if c.blocking]
+        if failed and self.baseline_problem is None:
+            self.baseline_problem = f"{failed[0].name}: {failed[0].message}"
+        return [replace(c, status=Status.WARNED) if c.blocking else c for c in checks]
 
     def metric_names(self) -> list[str]:
         evaluation = self.policy.evaluation
@@ -379,14 +392,20 @@ class _Stages:
             dest = self.workdir / "baseline-model"
             model_dir = self.registry().download(info, dest)
             self.progress(f"baseline: {info.uri}")
+            checked_from = len(self.run.checks)
             if self.pre_load_checks(model_dir, None, prefix="baseline."):
                 result = self.evaluate("baseline", model_dir, smoke=False)
                 if result.metrics is not None:
                     metrics.update(result.metrics.values)
+                    self.baseline_errors = dict(result.metrics.errors)
             else:
-                self.run.checks[:] = [replace(c, status=Status.WARNED) if c.name.startswith("baseline.") and c.blocking
-                                      else c for c in self.run.checks]
-        self.add([CheckResult("baseline", "evaluation", Status.PASSED, f"baseline is {info.uri}", value=info.version)])
+                self.run.checks[checked_from:] = self.baseline_warnings(self.run.checks[checked_from:])
+        if self.baseline_problem is not None:
+            self.add([CheckResult("baseline", "evaluation", Status.WARNED, f"baseline is {info.uri}, but it could not "
+                                  f"be evaluated ({self.baseline_problem})", value=info.version)])
+        else:
+            self.add([CheckResult("baseline", "evaluation", Status.PASSED, f"baseline is {info.uri}",
+                                  value=info.version)])
         return metrics, Baseline(version=info.version)
 
     def run_metrics(self, info: ModelVersionInfo) -> dict[str, float]:
@@ -395,6 +414,7 @@ class _Stages:
         return {f"run:{k}": v for k, v in self.registry().run_metrics(info.run_id).items()}
 
     def thresholds(self, candidate_run: Any, baseline_metrics: dict[str, float], baseline: Baseline) -> None:
+        baseline_errors = self.baseline_errors
         candidate_metrics = dict(candidate_run.metrics.values) if candidate_run.metrics else {}
         errors = dict(candidate_run.metrics.errors) if candidate_run.metrics else {}
         if any(t.source == "run" for t in self.policy.thresholds.values()):
@@ -411,8 +431,13 @@ class _Stages:
             base_value = baseline_metrics.get(key)
             this_baseline = replace(baseline, value=base_value)
             if baseline.version is not None and base_value is None and baseline.missing_reason is None:
-                this_baseline = replace(this_baseline, missing_reason=f"baseline version {baseline.version} has no "
-                                                                      f"{name} (it could not be evaluated)")
+                if rule.source == "run":  # like a first deployment of this metric: on_missing_baseline decides
+                    this_baseline = replace(this_baseline, missing_reason=f"metric {name!r} was not logged on the "
+                                                                          f"run of baseline version {baseline.version}")
+                else:
+                    reason = (baseline_errors.get(name) or self.baseline_problem
+                              or f"it has no {name}")
+                    this_baseline = replace(this_baseline, unavailable=reason)
             checks.append(evaluate_threshold(name, rule, value, this_baseline, missing_reason=reason))
         self.add(checks)
 

@@ -9,6 +9,9 @@ Rules, in order (documented in the README):
   baseline breaks every relative tolerance and any gain meets every relative requirement.
 - `min_delta_*` require improvement >= the value; `max_regression_*` allow -improvement <= the value.
 - No baseline: `on_missing_baseline: skip` skips the baseline comparisons (bounds still apply), `fail` fails.
+- A baseline that exists but could not be evaluated fails the comparisons (by severity), whatever
+  `on_missing_baseline` says: skipping them would let a worse model replace a champion the gate
+  could not measure.
 - Candidate and baseline the same version: reported, and a strictly positive `min_delta_*` fails.
 """
 
@@ -27,8 +30,9 @@ _EPS = 1e-12  # float noise allowed when a value equals its bound
 class Baseline:
     version: str | None  # None: there is no baseline
     value: float | None = None
-    missing_reason: str | None = None
+    missing_reason: str | None = None  # why there is no baseline value: on_missing_baseline decides
     same_as_candidate: bool = False
+    unavailable: str | None = None  # the baseline exists but could not be measured: comparisons fail
 
 
 def relative_improvement(improvement: float, baseline: float) -> float:
@@ -61,7 +65,11 @@ def evaluate_threshold(name: str, rule: Threshold, candidate: float | None, base
 
     baseline_value = baseline.value
     if rule.compares_baseline:
-        if baseline.version is None or baseline_value is None:
+        if baseline.unavailable is not None and baseline_value is None:
+            problems.append(f"{name}: cannot compare with baseline version {baseline.version}: {baseline.unavailable}; "
+                            "fix the baseline, compare with another (evaluation.baseline.version) or turn the "
+                            "comparison off (evaluation.baseline.enabled: false)")
+        elif baseline.version is None or baseline_value is None:
             reason = baseline.missing_reason or "no baseline"
             if rule.on_missing_baseline == "fail":
                 problems.append(f"{name}: cannot compare with a baseline: {reason}")
