@@ -45,8 +45,29 @@ def prepare_evaluation(policy: EvaluationPolicy, dataset_path: Path, workdir: Pa
 
     frame = load_table(dataset_path, policy.format)
     features, target = split_features(frame, policy.target, policy.features, dataset_path)
+    check_target_fits_policy(policy, target, dataset_path)
     spec = write_model_input(features, workdir / "evaluation-features")
     return EvaluationData(features_spec=spec, y_true=target.to_numpy(), rows=len(frame))
+
+
+def check_target_fits_policy(policy: EvaluationPolicy, target: Any, dataset_path: Path) -> None:
+    """Mistakes the dataset shows before any model runs: a policy error (exit 2), not a rejection."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    from gate.errors import UsageError
+
+    column = f"dataset {dataset_path}: target column {policy.target!r}"
+    if policy.task == "regression":
+        if not is_numeric_dtype(target) or is_bool_dtype(target):
+            raise UsageError(f"{column} is not numeric ({target.dtype}), but evaluation.task is regression")
+        return
+    labels = sorted({str(v) for v in target.unique()})
+    shown = ", ".join(labels[:10]) + (", ..." if len(labels) > 10 else "")
+    if policy.average == "binary" and len(labels) != 2:
+        raise UsageError(f"evaluation.average: binary needs a target with two classes; {column} has "
+                         f"{len(labels)} ({shown}): use micro, macro or weighted")
+    if policy.pos_label is not None and str(policy.pos_label) not in labels:
+        raise UsageError(f"evaluation.pos_label: {policy.pos_label!r} is not a class of {column} ({shown})")
 
 
 def run_model(
