@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.main(args=argv, prog_name="model-gate", standalone_mode=False)
     except GateError as error:
         if verbose:
-            raise
+            _print_traceback()
         click.echo(f"model-gate: error: {error}", err=True)
         return int(error.exit_code)
     except click.exceptions.Abort as abort:  # click turns KeyboardInterrupt into Abort
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 143 if isinstance(interrupt, Terminated) else 130
     except Exception as error:  # a bug or an unexpected library error: one line, no secrets
         if verbose:
-            raise
+            _print_traceback()
         from gate.uris import scrub_secrets
 
         detail = scrub_secrets(str(error).strip().splitlines()[0] if str(error).strip() else "")
@@ -132,6 +132,15 @@ def main(argv: list[str] | None = None) -> int:
                    "(run with -vv for the traceback)", err=True)
         return int(ExitCode.INFRA)
     return int(result) if isinstance(result, int) else 0
+
+
+def _print_traceback() -> None:
+    """-vv: the traceback on stderr, masked; the exit code stays the error's own."""
+    import traceback
+
+    from gate.uris import scrub_secrets
+
+    click.echo(scrub_secrets(traceback.format_exc(), limit=100_000).rstrip(), err=True)
 
 
 def run() -> None:

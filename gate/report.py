@@ -114,10 +114,14 @@ def render_text(report: dict[str, Any]) -> str:
 RENDERERS = {"json": render_json, "markdown": render_markdown, "junit": render_junit, "text": render_text}
 
 
+def report_paths(directory: Path) -> dict[str, Path]:
+    return {"json": directory / "report.json", "markdown": directory / "report.md",
+            "junit": directory / "report.junit.xml"}
+
+
 def write_reports(report: dict[str, Any], directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    files = {"json": directory / "report.json", "markdown": directory / "report.md",
-             "junit": directory / "report.junit.xml"}
+    files = report_paths(directory)
     for kind, path in files.items():
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(RENDERERS[kind](report), encoding="utf-8")
