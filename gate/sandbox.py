@@ -165,9 +165,10 @@ def _one_line(error: str, limit: int = 300) -> str:
     """Model errors can span pages (MLflow prints whole DataFrames); reports need one line."""
     first = error.strip().splitlines()[0] if error.strip() else error
     if "Failed to enforce schema" in error:
-        # MLflow's signature check: the data does not have the columns/types the model was logged with.
-        detail = next((line.strip() for line in error.splitlines() if "Error:" in line or "missing" in line.lower()),
-                      "")
+        # MLflow's signature check: "Failed to enforce schema of data '<the whole frame>' with schema
+        # '<schema>'. Error: <what is wrong>". Only the part after the last "Error: " says what.
+        _, found, tail = error.rpartition("Error: ")
+        detail = tail.strip().splitlines()[0].strip() if found and tail.strip() else ""
         first = "the input does not match the model's input schema" + (f" ({detail})" if detail else "")
     return first if len(first) <= limit else first[: limit - 1] + "…"
 

@@ -126,3 +126,16 @@ def test_the_policy_tracking_uri_wins_over_the_environment(gate, policy, registe
     assert flagged.code == 3 and dead in flagged.err
     empty = gate("check", "--policy", str(policy()), "--model-uri", f"models:/{name}/{version}", "--tracking-uri", "")
     assert empty.code == 2 and "--tracking-uri" in empty.err and "is empty" in empty.err
+
+
+def test_a_dataset_the_model_schema_refuses_names_the_columns(gate, policy, register, tmp_path):
+    name, version = register("good")
+    data = tmp_path / "renamed.csv"
+    data.write_text("a,sepal_width,petal_length,petal_width,target\n5.1,3.5,1.4,0.2,0\n6.2,2.9,4.3,1.3,1\n")
+    evaluation = {"dataset": str(data), "target": "target", "task": "classification", "metrics": ["accuracy"]}
+    result = gate("check", "--policy", str(policy(evaluation=evaluation)), "--model-uri", f"models:/{name}/{version}",
+                  "--format", "json", "--dry-run")
+    check = next(c for c in json.loads(result.out)["checks"] if c["name"] == "evaluation")
+    assert result.code == 1
+    assert "missing inputs ['sepal_length']" in check["message"] and "extra inputs: ['a']" in check["message"]
+    assert "5.1" not in check["message"]  # not the frame MLflow prints
