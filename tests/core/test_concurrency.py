@@ -76,3 +76,33 @@ def test_concurrent_promotions_end_with_one_truthful_champion(postgres_mlflow, l
     assert tags["model_gate.previous_champion"] in (versions[0], *versions[1:])
     # The lock is gone afterwards.
     assert not [m for m in client.search_registered_models() if m.name.endswith(".model-gate-lock")]
+
+
+def test_a_champion_moved_during_the_run_is_never_overwritten(policy, register, client, tracking_uri, tmp_path):
+    """Deterministic: the model's predict waits at a barrier while the test moves the alias."""
+    import time
+
+    name, first = register("barrier")
+    _, candidate = register("barrier", name)
+    _, other = register("barrier", name)
+    client.set_registered_model_alias(name, "champion", first)
+    path = policy(evaluation=None, thresholds=None)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "BARRIER_DIR": str(tmp_path)}
+    gate = subprocess.Popen([sys.executable, "-m", "gate", "check", "--policy", str(path), "--model-uri",
+                             f"models:/{name}/{candidate}", "--format", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started").exists():
+        assert gate.poll() is None and time.monotonic() < deadline, gate.stderr.read() if gate.poll() else "timeout"
+        time.sleep(0.05)
+    client.set_registered_model_alias(name, "champion", other)  # another release, while this gate runs
+    (tmp_path / "go").touch()
+    out, err = gate.communicate(timeout=120)
+    report = json.loads(out)
+    assert gate.returncode == 1 and report["decision"] == "rejected", err
+    promotion = next(c for c in report["checks"] if c["name"] == "promotion")
+    assert promotion["status"] == "failed"
+    assert f"moved from version {first} to {other}" in promotion["message"]
+    assert client.get_model_version_by_alias(name, "champion").version == other
+    tags = client.get_model_version(name, candidate).tags
+    assert tags["model_gate.status"] == "rejected" and "promotion" in tags["model_gate.failed_checks"]
