@@ -26,6 +26,7 @@ from gate.uris import (
     redact_uri,
     remember_secrets_of,
     scrub_secrets,
+    server_uri_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,11 @@ class Registry:
         if not tracking_uri:
             raise UsageError("no tracking URI: set registry.tracking_uri in the policy, "
                              "--tracking-uri, or MLFLOW_TRACKING_URI")
-        _check_tracking_uri(tracking_uri)
         remember_secrets_of(tracking_uri)
+        _check_tracking_uri(tracking_uri)
         if registry_uri:
             remember_secrets_of(registry_uri)
+            _check_tracking_uri(registry_uri, what="registry URI")
         _configure_mlflow()
         from mlflow import MlflowClient
 
@@ -368,13 +370,14 @@ class Registry:
 TRACKING_SCHEMES = ("http", "https", "databricks", "databricks-uc", "sqlite", "postgresql", "mysql", "mssql")
 
 
-def _check_tracking_uri(uri: str) -> None:
-    from urllib.parse import urlparse
-
-    scheme = urlparse(uri).scheme.split("+")[0].lower()
+def _check_tracking_uri(uri: str, what: str = "tracking URI") -> None:
+    """Refuse a URI MLflow would fail on later with a confusing message (or a traceback)."""
+    shown = redact_uri(uri) if "://" in uri else uri
+    if problem := server_uri_problem(uri):
+        raise UsageError(f"{what} {shown!r}: {problem}")
+    scheme = uri.split("://", 1)[0].split("+")[0].lower() if "://" in uri else ""
     if scheme not in TRACKING_SCHEMES:
-        shown = redact_uri(uri) if "://" in uri else uri
-        raise UsageError(f"tracking URI {shown!r}: unsupported scheme {scheme or '(none)'!r}; use an MLflow server "
+        raise UsageError(f"{what} {shown!r}: unsupported scheme {scheme or '(none)'!r}; use an MLflow server "
                          "(http:// or https://) or a database URI (sqlite, postgresql, mysql, mssql)")
 
 

@@ -26,7 +26,11 @@ ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 LOCK_SUFFIX = ".model-gate-lock"  # registered models of that name are the gate's promotion locks
 _NAME_VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<ref>[^/]+)/?$")
 _NAME_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)/?$")
-_LOGGED_MODEL = re.compile(r"^models:/(?P<id>m-[0-9a-f]+)/?$")
+# MLflow's own ids are m-<32 hex digits>; other stores may use other letters, never '/', '@' or spaces.
+_LOGGED_MODEL = re.compile(r"^models:/(?P<id>m-[0-9A-Za-z_\-]+)/?$")
+_SIGNED_NUMBER = re.compile(r"^[+-]?[0-9]+$")
+MAX_VERSION = 2**63 - 1  # registry stores keep versions in (at most) signed 64-bit integer columns
+FORMS = "models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest or models:/m-<id> (a logged model)"
 _RUN = re.compile(r"^runs:/(?P<run_id>[0-9A-Za-z]+)(?:/(?P<path>.*))?$")
 
 
@@ -100,25 +104,35 @@ def parse_model_uri(uri: str) -> ModelRef:
 
 def _parse_models_uri(text: str) -> ModelRef:
     if not text.startswith("models:/") or text.startswith("models://"):
-        raise UsageError(f"model URI {text!r}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
+        raise UsageError(f"model URI {text!r}: expected {FORMS}")
     if match := _LOGGED_MODEL.match(text):
         return LoggedModel(model_id=match["id"])
     if match := _NAME_ALIAS.match(text):
         return RegistryAlias(name=unquote(match["name"]), alias=match["alias"])
     if match := _NAME_VERSION.match(text):
         name, ref = unquote(match["name"]), match["ref"]
-        if ref.isdigit():
-            if int(ref) < 1:
+        if ref.isdigit() and ref.isascii():
+            number = int(ref)
+            if number < 1:
                 raise UsageError(f"model URI {text!r}: versions start at 1")
-            return RegistryVersion(name=name, version=str(int(ref)))
+            if number > MAX_VERSION:
+                raise UsageError(f"model URI {text!r}: version number too large (the largest is {MAX_VERSION})")
+            return RegistryVersion(name=name, version=str(number))
+        if _SIGNED_NUMBER.match(ref):
+            raise UsageError(f"model URI {text!r}: {ref!r} is not a version number: versions are whole numbers "
+                             "from 1, written without a sign")
         if ref == "latest":
             return RegistryLatest(name=name, stage=None)
         canonical = {s.lower(): s for s in STAGES}
         if ref.lower() in canonical:
             return RegistryLatest(name=name, stage=canonical[ref.lower()])
+        hint = f"; for an alias write models:/{name}@{ref}" if alias_problem(ref) is None else ""
         raise UsageError(f"model URI {text!r}: {ref!r} is not a version number, 'latest' or a stage "
-                         f"({', '.join(STAGES)}); for an alias write models:/{name}@{ref}")
-    raise UsageError(f"model URI {text!r}: expected models:/NAME/VERSION, models:/NAME@ALIAS or models:/NAME/latest")
+                         f"({', '.join(STAGES)}){hint}")
+    if re.match(r"^models:/[^/@]+/?$", text):
+        raise UsageError(f"model URI {text!r}: no version or alias (and not a logged model id m-...); "
+                         f"expected {FORMS}")
+    raise UsageError(f"model URI {text!r}: expected {FORMS}")
 
 
 def alias_problem(alias: str) -> str | None:
@@ -159,18 +173,71 @@ def is_registry_ref(ref: ModelRef) -> bool:
 
 
 def redact_uri(uri: str | None) -> str | None:
-    """A URI without user:password@ and without query strings (which can hold tokens or signatures)."""
+    """A URI without user:password@ and without query strings (which can hold tokens or signatures).
+
+    Never raises: a URI too malformed to parse (a bad port, an unclosed IPv6 '[') is masked as text."""
     if not uri:
         return uri
-    parsed = urlparse(uri)
-    if not parsed.scheme or parsed.scheme in ("file",) or not parsed.netloc:
-        return uri
-    host = parsed.hostname or ""
-    if parsed.port:
-        host = f"{host}:{parsed.port}"
+    try:
+        parsed = urlparse(uri)
+        if not parsed.scheme or parsed.scheme in ("file",) or not parsed.netloc:
+            return uri
+        host = parsed.hostname or ""
+        if ":" in host:  # an IPv6 address keeps its brackets
+            host = f"[{host}]"
+        if parsed.port:
+            host = f"{host}:{parsed.port}"
+    except ValueError:
+        text = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1***@", uri)
+        return re.split(r"[?#]", text, maxsplit=1)[0]
     if parsed.username or parsed.password:
         host = f"***@{host}"
     return parsed._replace(netloc=host, query="", fragment="").geturl()
+
+
+_HOST_PORT_SCHEMES = ("http", "https", "postgresql", "mysql", "mssql")
+
+
+def server_uri_problem(uri: str) -> str | None:
+    """What makes a tracking or registry URI unusable before anything is contacted (white space, an
+    unclosed IPv6 '[', a port that is not a number or out of range, no host), or None. Pure."""
+    if uri != uri.strip():
+        return "starts or ends with white space"
+    if any(ord(c) < 32 or ord(c) == 127 for c in uri):
+        return "contains a control character"
+    if "://" not in uri:
+        return None
+    scheme = uri.split("://", 1)[0].split("+")[0].lower()
+    if scheme not in _HOST_PORT_SCHEMES:  # databricks://PROFILE:PREFIX, sqlite:///path: no host and port
+        return None
+    try:
+        parsed = urlparse(uri)
+    except ValueError:  # urlparse refuses an unclosed '[' and (newer Pythons) a bracketed non-address
+        netloc = uri.split("://", 1)[1].split("/", 1)[0]
+        if "[" in netloc and "]" not in netloc:
+            return "unclosed '[' in the host (an IPv6 address is written [::1] or [::1]:PORT)"
+        return f"malformed IPv6 host {netloc.rpartition('@')[2]!r} (write [::1] or [::1]:PORT)"
+    host_port = parsed.netloc.rpartition("@")[2]
+    if any(c.isspace() for c in host_port):
+        return f"white space in the host {host_port!r}"
+    if host_port.startswith("["):
+        bracketed, _, port = host_port[1:].partition("]")
+        if not bracketed or not re.match(r"^[0-9A-Fa-f:.]+(%[\w.-]+)?$", bracketed) or (port and not port.startswith(":")):
+            return f"malformed IPv6 host {host_port!r} (write [::1] or [::1]:PORT)"
+        port = port[1:]
+    elif "]" in host_port:
+        return f"malformed host {host_port!r} (an IPv6 address is written [::1] or [::1]:PORT)"
+    elif host_port.count(":") > 1:
+        return f"malformed host {host_port!r} (an IPv6 address is written [::1] or [::1]:PORT)"
+    else:
+        host_port, _, port = host_port.partition(":")
+    if scheme in ("http", "https") and not parsed.hostname:
+        return "no host name"
+    if port and not (port.isascii() and port.isdigit()):
+        return f"port {port!r} is not a number"
+    if port and not 1 <= int(port) <= 65535:
+        return f"port {int(port)} is out of range (1-65535)"
+    return None
 
 
 # Values known to be secret in this process: passwords and query values of the tracking URI.
@@ -183,7 +250,10 @@ _SECRET_QUERY = re.compile(r"([?&][^=&\s]*(?:token|sig|key|secret|pass|auth|cred
 
 def remember_secrets_of(uri: str) -> None:
     """Mask this URI's password and query values wherever they turn up later (library logs too)."""
-    parsed = urlparse(uri)
+    try:
+        parsed = urlparse(uri)
+    except ValueError:  # too malformed to use: the Registry refuses it, scrub_secrets still masks user:pass@
+        return
     values = [value for _, _, value in (part.partition("=") for part in parsed.query.split("&"))]
     for secret, shortest in [(parsed.password or "", 4)] + [(value, 6) for value in values]:
         if len(secret) >= shortest:

@@ -27,6 +27,17 @@ def test_bad_tracking_uri_scheme_hides_the_password(gate, policy):
     assert "s3cr3tPW" not in result.out + result.err
 
 
+def test_malformed_tracking_uris_are_one_line_usage_errors(gate, policy):
+    for uri, fragment in [("http://alice:s3cr3tPW@127.0.0.1:99999", "port 99999 is out of range"),
+                          ("http://alice:s3cr3tPW@[::1:5000", "unclosed '['"),
+                          ("http://127.0.0.1:5000 ", "white space")]:
+        result = gate("check", "--policy", str(policy()), "--model-uri", "models:/m/1", "--dry-run",
+                      "--tracking-uri", uri)
+        assert result.code == 2, (uri, result.err)
+        assert fragment in result.err and "Traceback" not in result.err
+        assert "s3cr3tPW" not in result.out + result.err
+
+
 def test_regating_the_champion_keeps_its_promotion_record(gate, policy, register, client):
     name, first = register("good")
     _, second = register("good", name)

@@ -18,7 +18,7 @@ from gate.results import CheckResult, Status
 from gate.smoke import evaluate_expectations
 from gate.uris import (
     LocalFolder, LoggedModel, ObjectStore, RegistryAlias, RegistryLatest, RegistryVersion, RunArtifact,
-    parse_model_uri, redact_uri,
+    parse_model_uri, redact_uri, server_uri_problem,
 )
 
 
@@ -39,6 +39,10 @@ def test_parse_model_uri(uri, expected):
 @pytest.mark.parametrize(("uri", "fragment"), [
     ("", "empty"), ("models:/fraud/0", "versions start at 1"), ("models:/fraud/champion", "for an alias write models:/fraud@champion"),
     ("models://fraud/1", "expected models:/NAME"), ("gs://bucket/x", "scheme gs:// is not supported"), ("runs:/", "expected runs:/"),
+    ("models:/fraud/-3", "written without a sign"), ("models:/fraud/+3", "written without a sign"),
+    ("models:/fraud/99999999999999999999", "version number too large"),
+    ("models:/fraud/\u0663", "not a version number"),  # an Arabic-Indic digit is not a version
+    ("models:/fraud", "no version or alias"), ("models:/fraud/a b", "not a version number, 'latest' or a stage"),
 ])
 def test_bad_model_uri(uri, fragment):
     with pytest.raises(UsageError, match=fragment.replace("/", ".").replace("(", ".")):
@@ -49,6 +53,23 @@ def test_redact_uri():
     assert redact_uri("https://user:pw@mlflow.example:5000/path?token=x") == "https://***@mlflow.example:5000/path"
     assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert redact_uri("sqlite:///tmp/db") == "sqlite:///tmp/db"
+    assert redact_uri("http://u:pw@[::1]:5000/x?sig=1") == "http://***@[::1]:5000/x"
+    # too malformed for urlparse: still masked, never an exception
+    assert redact_uri("http://u:pw@[::1/x?token=abc") == "http://***@[::1/x"
+    assert redact_uri("http://u:pw@host:notaport/x?token=abc") == "http://***@host:notaport/x"
+
+
+@pytest.mark.parametrize(("uri", "fragment"), [
+    ("http://127.0.0.1:5000", None), ("https://u:p@mlflow.example/path", None), ("http://[::1]:5000", None),
+    ("sqlite:///tmp/mlflow.db", None), ("databricks://profile:prefix", None), ("postgresql://u@db:5432/x", None),
+    (" http://127.0.0.1:5000", "white space"), ("http://127.0.0.1:5000\n", "white space"),
+    ("http://127.0.0.1:5000/\x07", "control character"), ("http://[::1:5000", "unclosed '['"),
+    ("http://127.0.0.1:50a0", "port '50a0' is not a number"), ("http://127.0.0.1:70000", "port 70000 is out of range"),
+    ("http://::1:5000", "malformed host"), ("http://[zz]:5000", "malformed IPv6 host"), ("http://:5000", "no host name"),
+])
+def test_server_uri_problem(uri, fragment):
+    problem = server_uri_problem(uri)
+    assert problem is None if fragment is None else fragment in problem
 
 
 def test_classification_metrics_match_hand_counts():
