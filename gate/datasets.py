@@ -34,7 +34,10 @@ def load_table(path: Path, declared_format: str = "auto", what: str = "dataset")
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_json(path, lines=True)
+            # precise_float: the default parser is off by an ulp on some decimals, so a JSON-lines
+            # copy of a CSV scored differently. dtype=False: no guessing that a column named like
+            # a date ("event_time", "modified") holding numbers is a datetime.
+            frame = pd.read_json(path, lines=True, precise_float=True, dtype=False)
     except Exception as error:  # pandas/pyarrow raise many types for malformed files
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(f"{what} {path}: cannot read as {fmt}: {detail[:200]}") from None

@@ -58,6 +58,29 @@ def _some(labels: Any, shown: int = 5) -> str:
     return ", ".join(values[:shown]) + (", ..." if len(values) > shown else "")
 
 
+def _binary_roc_auc(sk: Any, y_true: Any, proba: Any, classes: list[Any] | None, pos_label: Any) -> float:
+    """The AUC of ranking pos_label first (by default the greater class, as scikit-learn does).
+
+    roc_auc_score on the raw target always takes the greater label as positive, so scoring it
+    with the probability of another class (pos_label: 0) would report 1 - AUC.
+    """
+    import numpy as np
+
+    labels = list(classes) if classes is not None else sorted(np.unique(y_true).tolist())
+    if len(labels) != 2:
+        raise ValueError(f"roc_auc: the model has {len(labels)} classes but returned 2 probability columns")
+    if pos_label is None:
+        positive = 1
+    else:
+        matches = [i for i, label in enumerate(labels) if label == pos_label or str(label) == str(pos_label)]
+        if not matches:
+            raise ValueError(f"roc_auc: pos_label {pos_label!r} is not one of the model's classes "
+                             f"({', '.join(map(str, labels))})")
+        positive = matches[0]
+    y, label = _comparable_labels(y_true, np.asarray([labels[positive]]))
+    return sk.roc_auc_score(y == label[0], proba[:, positive])
+
+
 def compute_metrics(
     *,
     task: str,
@@ -127,10 +150,9 @@ def compute_metrics(
             elif name == "roc_auc":
                 proba = proba_for(name)
                 if proba.shape[1] == 2:
-                    positive = 1 if pos_label is None or classes is None else list(classes).index(pos_label)
-                    value = sk.roc_auc_score(y_true, proba[:, positive])
+                    value = _binary_roc_auc(sk, np.asarray(y_true), proba, classes, pos_label)
                 else:
-                    avg = average if average in ("macro", "weighted") else "macro"
+                    avg = average if average in ("micro", "macro", "weighted") else "macro"
                     value = sk.roc_auc_score(y_true, proba, multi_class="ovr", average=avg, labels=classes)
             elif name == "log_loss":
                 value = sk.log_loss(y_true, proba_for(name), labels=classes)
