@@ -20,6 +20,7 @@ from typing import Any, Callable
 from gate.errors import ExitCode, GateError, InternalError, UsageError
 from gate.policy import LoadedPolicy, load_policy
 from gate.registry import ModelVersionInfo, Registry
+from gate.requirements import check_requirements
 from gate.results import CheckResult, Status
 from gate.thresholds import Baseline, evaluate_threshold
 from gate.uris import (
@@ -212,6 +213,9 @@ class _Stages:
             self.process("candidate")  # its imports overlap resolution, download and the checks
         model_dir = self.timed("resolve_download", lambda: self.resolve_and_download(ref))
         if not self.pre_load_checks(model_dir, self.digests):
+            return self.finish(rejected=True)
+        if (self.policy.smoke or self.policy.evaluation) and not self.add(
+                check_requirements(model_dir, self.policy.load.requirements)):
             return self.finish(rejected=True)
         self.start_content_digest(model_dir)  # hashes while the model process loads the model
         if self.policy.evaluation is not None:

@@ -62,6 +62,9 @@ class LoadPolicy(_Strict):
     # Environment variables model code gets even though they look like credentials or registry
     # settings (which are withheld from the model process by default).
     pass_env: list[str] = Field(default_factory=list)
+    # The model's requirements.txt against the installed packages: a mismatch means the scores
+    # measured here may not be the ones seen where the model is served.
+    requirements: Literal["warn", "fail", "ignore"] = "warn"
 
     @field_validator("timeout_s")
     @classmethod

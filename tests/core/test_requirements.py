@@ -1,0 +1,106 @@
+"""load.requirements: the model's requirements.txt and Python version against this environment."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from gate.requirements import check_requirements, find_mismatches
+from gate.results import Status
+
+NUMPY = metadata.version("numpy")
+SKLEARN = metadata.version("scikit-learn")
+
+
+def test_pins_ranges_markers_and_unjudged_lines():
+    lines = [
+        "# a comment\n", "\n",
+        f"numpy=={NUMPY}\n",  # satisfied
+        "scikit-learn\n",  # no version: installed is enough
+        f"scikit-learn>={SKLEARN}  # comment after it\n",
+        "numpy==0.0.1\n",  # pinned to another version
+        "pandas<1\n",
+        "surely-not-installed-package-xyz==1.0\n",
+        'numpy==0.0.2; python_version < "3"\n',  # marker false here: not our environment's requirement
+        "-r other-requirements.txt\n", "--extra-index-url https://example.invalid/simple\n",
+        "this is not a requirement\n",
+        "mypkg @ https://example.invalid/mypkg-1.0.tar.gz\n",  # a URL: not judged by version
+    ]
+    mismatches, unjudged = find_mismatches(lines)
+    assert [m.describe() for m in mismatches] == [
+        f"numpy==0.0.1 (installed: {NUMPY})",
+        f"pandas<1 (installed: {metadata.version('pandas')})",
+        "surely-not-installed-package-xyz==1.0 (installed: none)",
+    ]
+    assert unjudged == ["-r other-requirements.txt", "--extra-index-url https://example.invalid/simple",
+                        "this is not a requirement"]
+
+
+def test_local_version_labels_match_as_pip_matches_them():
+    # torch's CPU build is "2.x.y+cpu"; MLflow logs "torch==2.x.y" without the label.
+    installed = metadata.version("torch")
+    public = installed.split("+")[0]
+    assert find_mismatches([f"torch=={public}"]) == ([], [])
+
+
+def _model(tmp_path: Path, requirements: str | None, python: str | None) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir(parents=True)
+    flavors = {"python_function": {"loader_module": "mlflow.sklearn"}}
+    if python:
+        flavors["python_function"]["python_version"] = python
+    (folder / "MLmodel").write_text(yaml.safe_dump({"flavors": flavors}))
+    if requirements is not None:
+        (folder / "requirements.txt").write_text(requirements)
+    return folder
+
+
+def test_check_statuses_by_mode(tmp_path):
+    here = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    good = _model(tmp_path / "a", f"numpy=={NUMPY}\n", here)
+    assert check_requirements(good, "warn")[0].status == Status.PASSED
+    bad = _model(tmp_path / "b", "numpy==0.0.1\n", "2.7.18")
+    [warned] = check_requirements(bad, "warn")
+    assert warned.status == Status.WARNED and warned.value == 2
+    assert f"python 2.7.18 (installed: {here})" in warned.message
+    assert f"numpy==0.0.1 (installed: {NUMPY})" in warned.message
+    [failed] = check_requirements(bad, "fail")
+    assert failed.status == Status.FAILED and failed.blocking
+    assert check_requirements(bad, "ignore") == []
+    # A different patch release of the same Python is the same Python for this check.
+    same_minor = _model(tmp_path / "c", "", f"{sys.version_info.major}.{sys.version_info.minor}.0")
+    assert check_requirements(same_minor, "fail")[0].status == Status.PASSED
+    none = _model(tmp_path / "d", None, None)
+    assert check_requirements(none, "fail")[0].status == Status.SKIPPED
+
+
+def test_gate_warns_or_rejects_before_loading(gate, policy, logged_models, tmp_path):
+    """A real model whose requirements.txt pins a scikit-learn this environment does not have."""
+    import mlflow.artifacts
+
+    folder = Path(mlflow.artifacts.download_artifacts(logged_models["good"].source, dst_path=str(tmp_path / "dl")))
+    pinned = tmp_path / "pinned"
+    shutil.copytree(folder, pinned)
+    (pinned / "requirements.txt").write_text("mlflow\nscikit-learn==0.20.0\nnumpy\n")
+
+    warned = gate("check", "--policy", str(policy()), "--model-uri", str(pinned), "--format", "json")
+    assert warned.code == 0, warned.err
+    checks = {c["name"]: c for c in json.loads(warned.out)["checks"]}
+    assert checks["load.requirements"]["status"] == "warned"
+    assert f"scikit-learn==0.20.0 (installed: {SKLEARN})" in checks["load.requirements"]["message"]
+    assert checks["evaluation"]["status"] == "passed"  # a warning does not stop the gate
+
+    strict = policy(load={"timeout_s": 60, "requirements": "fail"})
+    failed = gate("check", "--policy", str(strict), "--model-uri", str(pinned), "--format", "json")
+    assert failed.code == 1
+    names = [c["name"] for c in json.loads(failed.out)["checks"]]
+    assert names[-1] == "load.requirements" and "evaluation" not in names  # rejected before loading
+
+    untouched = gate("check", "--policy", str(policy()), "--model-uri", str(folder), "--format", "json")
+    checks = {c["name"]: c for c in json.loads(untouched.out)["checks"]}
+    assert untouched.code == 0 and checks["load.requirements"]["status"] == "passed"
