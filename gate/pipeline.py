@@ -9,6 +9,7 @@ rejection excepted) and this is not a dry run.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -140,6 +141,7 @@ class _Stages:
         self._registry: Registry | None = None
         self.digests: dict[str, str] | None = None
         self.processes: dict[str, Any] = {}
+        self.runner_files: Any = None  # gate.runner_files.RunnerFiles, noted when model code first starts
         self.baseline_problem: str | None = None  # why the baseline could not be measured, if it could not
         self.baseline_errors: dict[str, str] = {}  # metrics the baseline's predictions could not give
 
@@ -148,14 +150,34 @@ class _Stages:
         from gate.sandbox import ModelProcess
 
         if label not in self.processes:
+            if self.runner_files is None:
+                from gate.runner_files import RunnerFiles
+
+                self.runner_files = RunnerFiles(os.environ)  # before any model code can touch them
             process = ModelProcess(self.workdir / f"{label}-process", label,
                                    pass_env=frozenset(self.policy.load.pass_env))
             self.processes[label] = process.__enter__()
         return self.processes[label]
 
     def close(self) -> None:
+        self.end_model_code()
+
+    def end_model_code(self) -> None:
+        """Stop every model process, then undo and report any change model code made to the runner's
+        command files. Runs before the registry is written to and before the gate's own outputs."""
         for process in self.processes.values():
             process.close()
+        if self.runner_files is None:
+            return
+        restored, lost = self.runner_files.restore_changed()
+        self.runner_files = None
+        if restored or lost:
+            names = ", ".join(f"${v}" for v in restored + lost)
+            what = "put back as it was" if not lost else f"could not put back {', '.join(lost)}"
+            self.run.checks.append(CheckResult(
+                "load.runner_files", "load", Status.FAILED,
+                f"model code wrote to the runner's command file(s) {names} ({what}); a model that "
+                "tries to change the workflow or forge the gate's outputs is not promoted"))
 
     # --------------------------------------------------------------- helpers
 
@@ -230,6 +252,7 @@ class _Stages:
         if candidate_run.failed:
             return self.finish(rejected=True)
         baseline_metrics, baseline = self.timed("baseline", lambda: self.evaluate_baseline(baseline_info, candidate_run))
+        self.end_model_code()  # no model code runs while the registry is written to
         self.thresholds(candidate_run, baseline_metrics, baseline)
         if self.run.blocked:
             return self.finish(rejected=True)
@@ -466,6 +489,7 @@ class _Stages:
         self.run.decision = "promoted"
 
     def finish(self, rejected: bool) -> None:
+        self.end_model_code()
         self.content_sha256()
         if rejected:
             self.run.decision = "rejected"

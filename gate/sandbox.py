@@ -35,6 +35,7 @@ class ModelProcess:
 
     def __enter__(self) -> ModelProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        hide_gate_process()
         cmd_read, cmd_write = (_above_stdio(fd) for fd in os.pipe())
         answer_read, answer_write = (_above_stdio(fd) for fd in os.pipe())
         env = {**model_environment(os.environ, self.pass_env),
@@ -153,12 +154,54 @@ def model_environment(environ: Mapping[str, str], pass_env: frozenset[str] = fro
 
     `pass_env` (the policy's load.pass_env) names variables a model needs anyway.
     """
-    def withheld(name: str) -> bool:
-        upper = name.upper()
-        return (upper in _WITHHELD_NAMES or upper.startswith(_WITHHELD_PREFIXES)
-                or any(word in upper for word in _WITHHELD_WORDS))
-
     return {name: value for name, value in environ.items() if name in pass_env or not withheld(name)}
+
+
+def withheld(name: str) -> bool:
+    """Is this an environment variable model code must not see (a credential, the registry, a runner file)?"""
+    upper = name.upper()
+    return (upper in _WITHHELD_NAMES or upper.startswith(_WITHHELD_PREFIXES)
+            or any(word in upper for word in _WITHHELD_WORDS))
+
+
+_hidden = False
+
+
+def hide_gate_process() -> None:
+    """Keep the gate's secrets out of reach of model code that runs as the same user (Linux).
+
+    Two doors lead to them. /proc/<gate>/mem and ptrace: closed by making the gate non-dumpable, for
+    every process without CAP_SYS_PTRACE (which Docker and podman drop by default, so this holds for
+    root in the Action's container too). /proc/<gate>/environ, the environment block the gate was
+    started with: non-dumpable closes it only for other users than root, so the withheld variables'
+    values are overwritten in that block, after libc is given copies of its own (getenv, and
+    Python's os.environ, which copied the block at start-up, keep the real values).
+    Root with CAP_SYS_PTRACE (a privileged container, root on a host) can still read the gate's memory.
+    """
+    global _hidden
+    if _hidden or not sys.platform.startswith("linux"):
+        return
+    _hidden = True
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_dumpable = 4
+        libc.prctl(pr_set_dumpable, 0, 0, 0, 0)
+        environ = ctypes.POINTER(ctypes.c_void_p).in_dll(libc, "environ")
+    except (OSError, AttributeError, ValueError):
+        return
+    found = []
+    index = 0
+    while environ[index]:
+        address = environ[index]
+        name, sep, value = ctypes.string_at(address).partition(b"=")
+        if sep and value and withheld(name.decode(errors="replace")):
+            found.append((address, name, value))
+        index += 1
+    for address, name, value in found:
+        if libc.setenv(name, value, 1) == 0:  # libc now holds a copy elsewhere: the old bytes are unused
+            ctypes.memset(address + len(name) + 1, ord("*"), len(value))
 
 
 def _one_line(error: str, limit: int = 300) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import time
 
 import pytest
@@ -92,3 +93,49 @@ def test_model_code_does_not_see_credentials_or_runner_files(gate, policy, regis
     for withheld in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_URI", "AWS_SECRET_ACCESS_KEY", "GITHUB_OUTPUT",
                      "GITHUB_ENV", "INPUT_TRACKING-TOKEN", "MY_SERVICE_PASSWORD"):
         assert withheld not in seen, withheld
+
+
+def test_model_code_that_writes_to_runner_files_is_rejected_and_undone(gate, policy, register, client, tmp_path,
+                                                                      monkeypatch):
+    name, version = register("runner_tamper")
+    github_env = tmp_path / "github_env"
+    github_env.write_text("KEEP=1\n")
+    monkeypatch.setenv("GITHUB_ENV", str(github_env))
+    monkeypatch.setenv("TAMPER_FILE", str(github_env))  # the model "guessed" the path
+    result = gate("check", "--policy", str(smoke_only(policy)), "--model-uri", f"models:/{name}/{version}")
+    assert result.code == 1, result.out + result.err
+    assert "model code wrote to the runner's command file(s) $GITHUB_ENV (put back as it was)" in result.out
+    assert github_env.read_text() == "KEEP=1\n"
+    assert "champion" not in client.get_registered_model(name).aliases
+
+
+def test_model_code_cannot_read_the_gate_environment(tracking_uri, policy, register, tmp_path):
+    """Model code running as the gate's user finds no credentials in /proc/<gate>/environ: refused (the gate
+    is non-dumpable) or masked (root may still open it). As root the gate runs here without CAP_SYS_PTRACE,
+    as in a default Docker or podman container. The gate itself still used the withheld tracking URI."""
+    import ctypes
+    import os
+    import subprocess
+    import sys
+
+    name, version = register("parent_probe")
+    probe = tmp_path / "seen.txt"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_TRACKING_PASSWORD": "probe-secret-4711",
+           "ENV_PROBE_FILE": str(probe)}
+    like_a_container = None
+    if os.geteuid() == 0:
+        def like_a_container():
+            pr_capbset_drop, cap_sys_ptrace = 24, 19  # from <linux/prctl.h> and <linux/capability.h>
+            if ctypes.CDLL(None, use_errno=True).prctl(pr_capbset_drop, cap_sys_ptrace, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "cannot drop CAP_SYS_PTRACE")
+    result = subprocess.run([str(Path(sys.executable).parent / "model-gate"), "check", "--policy",
+                             str(smoke_only(policy)), "--model-uri", f"models:/{name}/{version}", "--dry-run"],
+                            env=env, preexec_fn=like_a_container, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = probe.read_text()
+    assert "probe-secret-4711" not in seen
+    assert tracking_uri not in seen
+    if os.geteuid() == 0:
+        assert "\0MLFLOW_TRACKING_PASSWORD=" + "*" * len("probe-secret-4711") + "\0" in seen
+    else:
+        assert seen.startswith("refused: Permission denied"), seen[:200]
