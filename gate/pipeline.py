@@ -329,6 +329,11 @@ class _Stages:
         name = self.run.candidate.name if self.run.candidate else self.run.options.register_as
         if name is None:
             return None
+        copy_to = self.policy.promotion.copy_to
+        if copy_to is not None and copy_to.name == name:
+            # Each run would add a copy of the model to itself and move the alias to it, even for the champion.
+            raise UsageError(f"promotion.copy_to.name {name!r} is the candidate's own registered model: copy to "
+                             "another model (the production one), or use promotion.alias to promote in place")
         target = current_target(self.registry(), self.policy.promotion, name)
         self.run.previous_version = target.holder
         return target

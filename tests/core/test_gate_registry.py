@@ -166,6 +166,16 @@ def test_copy_to_production_model(gate, policy, register, client):
     assert alias_of(client, name) is None
 
 
+def test_copy_to_the_candidates_own_model_is_refused(gate, policy, register, client):
+    name, version = register("good")
+    result = gate("check", "--policy", str(policy(promotion={"copy_to": {"name": name}})),
+                  "--model-uri", f"models:/{name}/{version}")
+    assert result.code == 2, result.out + result.err
+    assert f"promotion.copy_to.name '{name}' is the candidate's own registered model" in result.err
+    assert [v.version for v in client.search_model_versions(f"name='{name}'")] == [version]
+    assert alias_of(client, name) is None
+
+
 def test_rollback_restores_previous_champion(gate, policy, register, client):
     name, first = register("good")
     _, second = register("good", name)
