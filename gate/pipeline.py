@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gate.errors import ExitCode, GateError, InternalError, UsageError
+from gate.mlmodel import read_mlmodel
 from gate.policy import LoadedPolicy, load_policy
 from gate.registry import ModelVersionInfo, Registry
 from gate.requirements import check_requirements
@@ -370,14 +371,14 @@ class _Stages:
         if getattr(self, "_evaluation_data", None) is None and evaluation is not None:
             self._evaluation_data = prepare_evaluation(evaluation, self.loaded.resolve_path(evaluation.dataset),
                                                        self.workdir)
-        if not (model_dir / "MLmodel").is_file():
+        _, mlmodel_problem = read_mlmodel(model_dir)
+        if mlmodel_problem is not None:
             result = ModelRun(label=label)
             if self.policy.smoke or evaluation:
                 prefix = "" if label == "candidate" else f"{label}."
                 result.checks.append(CheckResult(
                     f"{prefix}load", "load", Status.FAILED,
-                    f"{model_dir.name}: not an MLflow model (no MLmodel file), so it cannot be loaded for smoke "
-                    "tests or evaluation"))
+                    f"{mlmodel_problem}, so it cannot be loaded for smoke tests or evaluation"))
         else:
             result = run_model(label=label, process=self.process(label), model_dir=model_dir,
                                load_timeout_s=self.policy.load.timeout_s,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gate.errors import UsageError
+from gate.mlmodel import read_mlmodel
 from gate.registry import ModelVersionInfo, Registry
 from gate.uris import LocalFolder, LoggedModel, RunArtifact, parse_model_uri, require_model_name
 
@@ -37,8 +38,9 @@ def register_folder(registry: Registry, name: str, folder: Path, timeout_s: floa
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
         raise UsageError(f"--source {folder}: not a folder")
-    if not (folder / "MLmodel").is_file():
-        raise UsageError(f"--source {folder}: not an MLflow model folder (no MLmodel file)")
+    _, problem = read_mlmodel(folder)
+    if problem is not None:
+        raise UsageError(f"--source {folder}: {problem}")
     registry.ensure_registered_model(name)
     run_id = registry.log_folder(EXPERIMENT, folder, artifact_path="model", run_name=f"register {name}")
     info = registry.create_version(name, f"runs:/{run_id}/model", run_id, None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from gate.mlmodel import read_mlmodel
 from gate.results import CheckResult, Status
 
 CHECK = "load.requirements"
@@ -50,7 +51,10 @@ def find_mismatches(lines: list[str]) -> tuple[list[Mismatch], list[str]]:
         except InvalidRequirement:
             unjudged.append(line[:80])
             continue
-        if requirement.url or (requirement.marker is not None and not requirement.marker.evaluate()):
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        if requirement.url:  # "name @ URL": what is installed cannot be traced back to the URL
+            unjudged.append(line[:80])
             continue
         try:
             installed = metadata.version(requirement.name)
@@ -66,13 +70,10 @@ def find_mismatches(lines: list[str]) -> tuple[list[Mismatch], list[str]]:
 def python_mismatch(model_dir: Path) -> Mismatch | None:
     """The Python the model was logged with (MLmodel's python_function flavor), when its major.minor
     differs from this interpreter's: pickles and compiled code may not behave the same."""
-    import yaml
-
+    meta, _ = read_mlmodel(model_dir)
     try:
-        with (model_dir / "MLmodel").open(encoding="utf-8") as handle:
-            meta = yaml.safe_load(handle)
-        logged = str(meta["flavors"]["python_function"]["python_version"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        logged = str(meta["flavors"]["python_function"]["python_version"])  # type: ignore[index]
+    except (KeyError, TypeError):
         return None  # no MLmodel or no python_version: nothing to compare (loading will say more)
     here = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     if logged.split(".")[:2] == here.split(".")[:2]:
@@ -98,15 +99,24 @@ def check_requirements(model_dir: Path, mode: str) -> list[CheckResult]:
         mismatches.insert(0, python)
     details = {"mismatches": [m.describe() for m in mismatches], "not_checked": unjudged}
     duration = time.perf_counter() - started
-    if not mismatches:
+    if not mismatches and not unjudged:
         if not path.is_file():
             return [CheckResult(CHECK, "load", Status.SKIPPED, "the model declares no requirements.txt",
                                 duration_s=duration, details=details)]
         return [CheckResult(CHECK, "load", Status.PASSED, "installed packages satisfy the model's requirements.txt",
                             duration_s=duration, details=details)]
-    shown = "; ".join(m.describe() for m in mismatches[:5]) + ("; ..." if len(mismatches) > 5 else "")
+    said = []
+    if mismatches:
+        said.append(f"{len(mismatches)} requirement(s) of the model not met here, so its scores may differ where "
+                    f"it is served: {_first(m.describe() for m in mismatches)}")
+    if unjudged:
+        # In fail mode, a requirement that cannot be verified is not a verified one.
+        said.append(f"{len(unjudged)} line(s) of requirements.txt could not be checked: {_first(unjudged)}")
     status = Status.FAILED if mode == "fail" else Status.WARNED
-    return [CheckResult(CHECK, "load", status,
-                        f"{len(mismatches)} requirement(s) of the model not met here, so its scores may differ "
-                        f"where it is served: {shown}", value=len(mismatches), threshold=0,
+    return [CheckResult(CHECK, "load", status, "; ".join(said), value=len(mismatches) + len(unjudged), threshold=0,
                         duration_s=duration, details=details)]
+
+
+def _first(items, shown: int = 5) -> str:
+    items = list(items)
+    return ", ".join(items[:shown]) + (", ..." if len(items) > shown else "")

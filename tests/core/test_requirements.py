@@ -8,8 +8,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 import yaml
 
+from gate.mlmodel import read_mlmodel
 from gate.requirements import check_requirements, find_mismatches
 from gate.results import Status
 
@@ -29,7 +31,7 @@ def test_pins_ranges_markers_and_unjudged_lines():
         'numpy==0.0.2; python_version < "3"\n',  # marker false here: not our environment's requirement
         "-r other-requirements.txt\n", "--extra-index-url https://example.invalid/simple\n",
         "this is not a requirement\n",
-        "mypkg @ https://example.invalid/mypkg-1.0.tar.gz\n",  # a URL: not judged by version
+        "mypkg @ https://example.invalid/mypkg-1.0.tar.gz\n",  # a URL: what is installed cannot be traced to it
     ]
     mismatches, unjudged = find_mismatches(lines)
     assert [m.describe() for m in mismatches] == [
@@ -38,7 +40,7 @@ def test_pins_ranges_markers_and_unjudged_lines():
         "surely-not-installed-package-xyz==1.0 (installed: none)",
     ]
     assert unjudged == ["-r other-requirements.txt", "--extra-index-url https://example.invalid/simple",
-                        "this is not a requirement"]
+                        "this is not a requirement", "mypkg @ https://example.invalid/mypkg-1.0.tar.gz"]
 
 
 def test_local_version_labels_match_as_pip_matches_them():
@@ -77,6 +79,37 @@ def test_check_statuses_by_mode(tmp_path):
     assert check_requirements(same_minor, "fail")[0].status == Status.PASSED
     none = _model(tmp_path / "d", None, None)
     assert check_requirements(none, "fail")[0].status == Status.SKIPPED
+
+
+def test_lines_that_cannot_be_checked_are_named_and_fail_in_fail_mode(tmp_path):
+    here = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    folder = _model(tmp_path, f"numpy=={NUMPY}\n-r other.txt\ngit+https://example.invalid/x.git\n", here)
+    [warned] = check_requirements(folder, "warn")
+    assert warned.status == Status.WARNED and warned.value == 2
+    assert warned.message == ("2 line(s) of requirements.txt could not be checked: -r other.txt, "
+                              "git+https://example.invalid/x.git")
+    assert check_requirements(folder, "fail")[0].status == Status.FAILED
+    (folder / "requirements.txt").write_bytes(bytes(range(256)) * 4)  # not text at all
+    assert check_requirements(folder, "fail")[0].status == Status.FAILED
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"\xff\xfe\x00garbage", "MLmodel: not UTF-8 text (byte 0)"),
+    (b"- a\n- b\n", "MLmodel: must be a YAML mapping, got list"),
+    (b"flavors: [\n", "MLmodel: not valid YAML at line 2"),
+    (b"artifact_path: model\n", "MLmodel: has no 'flavors' mapping, so MLflow cannot load it"),
+])
+def test_broken_mlmodel_is_named_before_loading(content, problem, tmp_path, gate, policy, tracking_uri):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "MLmodel").write_bytes(content)
+    assert read_mlmodel(folder) == (None, problem)
+    result = gate("check", "--policy", str(policy()), "--model-uri", str(folder), "--format", "json")
+    assert result.code == 1, result.err
+    [load] = [c for c in json.loads(result.out)["checks"] if c["name"] == "load"]
+    assert load["status"] == "failed" and load["message"].startswith(problem)
+    registered = gate("register", "--name", "never-registered", "--source", str(folder))
+    assert registered.code == 2 and problem in registered.err
 
 
 def test_gate_warns_or_rejects_before_loading(gate, policy, logged_models, tmp_path):
