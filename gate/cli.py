@@ -75,6 +75,11 @@ def cli(ctx: click.Context, verbose: int) -> None:
         if _scrub_log_record not in handler.filters:  # main() can run many times in one process
             handler.addFilter(_scrub_log_record)
     logging.getLogger("gate").setLevel(logging.INFO if verbose == 0 else level)
+    # Libraries' own chatter (urllib3's "Retrying ..." before a connection error the gate reports in
+    # one line, scikit-learn's UndefinedMetricWarning, deprecations) is for -v, not for every run.
+    logging.captureWarnings(True)
+    for noisy in ("urllib3", "py.warnings"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if verbose == 0 else level)
 
 
 def _scrub_log_record(record: logging.LogRecord) -> bool:

@@ -372,13 +372,24 @@ TRACKING_SCHEMES = ("http", "https", "databricks", "databricks-uc", "sqlite", "p
 
 def _check_tracking_uri(uri: str, what: str = "tracking URI") -> None:
     """Refuse a URI MLflow would fail on later with a confusing message (or a traceback)."""
-    shown = redact_uri(uri) if "://" in uri else uri
+    shown = redact_uri(uri)
     if problem := server_uri_problem(uri):
         raise UsageError(f"{what} {shown!r}: {problem}")
     scheme = uri.split("://", 1)[0].split("+")[0].lower() if "://" in uri else ""
     if scheme not in TRACKING_SCHEMES:
         raise UsageError(f"{what} {shown!r}: unsupported scheme {scheme or '(none)'!r}; use an MLflow server "
                          "(http:// or https://) or a database URI (sqlite, postgresql, mysql, mssql)")
+    if scheme == "sqlite" and (database := sqlite_database(uri)) is not None and not database.is_file():
+        # MLflow would create an empty registry there and report "not found": a typo should say so.
+        raise UsageError(f"{what} {shown!r}: no SQLite database at {database}; the gate does not create "
+                         "registries (check the path, or create it with `mlflow server --backend-store-uri ...`)")
+
+
+def sqlite_database(uri: str) -> Path | None:
+    """The file of a sqlite:/// URI (sqlite:///rel.db, sqlite:////abs.db), None for an in-memory one."""
+    path = uri.split("://", 1)[1].split("?", 1)[0]
+    path = path[1:] if path.startswith("/") else path
+    return None if path in ("", ":memory:") else Path(path)
 
 
 def _reraise(error: BaseException) -> None:

@@ -139,6 +139,10 @@ def alias_problem(alias: str) -> str | None:
     """Why `alias` cannot be a promotion alias, or None."""
     if RESERVED_ALIAS.match(alias):
         return f"alias {alias!r} is reserved by MLflow (latest and v<number>)"
+    if not alias:
+        return "alias cannot be empty"
+    if len(alias) > 255:
+        return f"alias {alias[:20]!r}... is {len(alias)} characters long; MLflow allows at most 255"
     if not ALIAS_PATTERN.match(alias):
         return f"alias {alias!r} may only contain letters, digits, '_' and '-'"
     return None
@@ -181,18 +185,24 @@ def redact_uri(uri: str | None) -> str | None:
     try:
         parsed = urlparse(uri)
         if not parsed.scheme or parsed.scheme in ("file",) or not parsed.netloc:
-            return uri
+            return _redact_unparsed(uri)
         host = parsed.hostname or ""
         if ":" in host:  # an IPv6 address keeps its brackets
             host = f"[{host}]"
         if parsed.port:
             host = f"{host}:{parsed.port}"
     except ValueError:
-        text = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1***@", uri)
-        return re.split(r"[?#]", text, maxsplit=1)[0]
+        return _redact_unparsed(uri)
     if parsed.username or parsed.password:
         host = f"***@{host}"
     return parsed._replace(netloc=host, query="", fragment="").geturl()
+
+
+def _redact_unparsed(uri: str) -> str:
+    """Mask user:password@ where urlparse finds no host (no scheme, "//user:pw@host", a malformed port)
+    and drop the query (sqlite:///db?password=...); a plain path comes back as it was."""
+    text = re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#@\s]*@", lambda m: (m.group(1) or "") + "***@", uri)
+    return re.split(r"[?#]", text, maxsplit=1)[0] if "://" in text or text != uri else text
 
 
 _HOST_PORT_SCHEMES = ("http", "https", "postgresql", "mysql", "mssql")

@@ -49,6 +49,16 @@ def test_bad_model_uri(uri, fragment):
         parse_model_uri(uri)
 
 
+def test_alias_problems_say_what_is_wrong():
+    from gate.uris import alias_problem
+
+    assert alias_problem("champion") is None and alias_problem("a" * 255) is None
+    assert alias_problem("a" * 300) == "alias 'aaaaaaaaaaaaaaaaaaaa'... is 300 characters long; MLflow allows at most 255"
+    assert alias_problem("") == "alias cannot be empty"
+    assert alias_problem("prod eu") == "alias 'prod eu' may only contain letters, digits, '_' and '-'"
+    assert alias_problem("v12") == "alias 'v12' is reserved by MLflow (latest and v<number>)"
+
+
 def test_redact_uri():
     assert redact_uri("https://user:pw@mlflow.example:5000/path?token=x") == "https://***@mlflow.example:5000/path"
     assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
@@ -57,6 +67,26 @@ def test_redact_uri():
     # too malformed for urlparse: still masked, never an exception
     assert redact_uri("http://u:pw@[::1/x?token=abc") == "http://***@[::1/x"
     assert redact_uri("http://u:pw@host:notaport/x?token=abc") == "http://***@host:notaport/x"
+    # no scheme, or no "//": urlparse finds no host, the password must go all the same
+    assert redact_uri("alice:pAsSw0rd@127.0.0.1:5000") == "***@127.0.0.1:5000"
+    assert redact_uri("//alice:pAsSw0rd@127.0.0.1:5000/x?t=1") == "//***@127.0.0.1:5000/x"
+    assert redact_uri("sqlite:///tmp/db?password=pAsSw0rd") == "sqlite:///tmp/db"
+    assert redact_uri("/tmp/mlruns") == "/tmp/mlruns"
+
+
+def test_tracking_uri_errors_never_show_passwords_and_missing_sqlite_is_refused(tmp_path):
+    from gate.registry import Registry
+
+    for uri in ("alice:pAsSw0rd@127.0.0.1:5000", "//alice:pAsSw0rd@127.0.0.1:5000"):
+        with pytest.raises(UsageError) as caught:
+            Registry(uri)
+        assert "pAsSw0rd" not in str(caught.value) and "unsupported scheme" in str(caught.value)
+    typo = tmp_path / "typo" / "mlfow.db"
+    with pytest.raises(UsageError, match=f"no SQLite database at {typo}; the gate does not create registries"):
+        Registry(f"sqlite:///{typo}")
+    assert not typo.parent.exists()  # nothing created
+    with pytest.raises(UsageError, match="no SQLite database at missing.db"):
+        Registry("sqlite:///missing.db")
 
 
 @pytest.mark.parametrize(("uri", "fragment"), [
