@@ -173,6 +173,9 @@ class EvaluationPolicy(_Strict):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationPolicy:
+        if self.features is not None and self.target in self.features:
+            raise ValueError(f"features include the target column {self.target!r}: the model would be given "
+                             "the answer it is scored on")
         allowed = self.available_metrics()
         for name in self.metrics or []:
             if name not in allowed:
@@ -364,6 +367,12 @@ def _policy_loader() -> type:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+class _UnsetVariable(Exception):
+    def __init__(self, loc: tuple, name: str) -> None:
+        super().__init__(name)
+        self.loc, self.name = loc, name
+
+
 def _interpolate(value: Any, path: tuple, env: dict[str, str]) -> Any:
     if isinstance(value, str):
         def repl(match: re.Match) -> str:
@@ -372,7 +381,7 @@ def _interpolate(value: Any, path: tuple, env: dict[str, str]) -> Any:
                 return env[name]
             if default is not None:
                 return default
-            raise PolicyError(f"{_dotted(path)}: environment variable {name} is not set")
+            raise _UnsetVariable(path, name)
         return _ENV_REF.sub(repl, value)
     if isinstance(value, dict):
         return {k: _interpolate(v, (*path, k), env) for k, v in value.items()}
@@ -442,7 +451,12 @@ def load_policy(path: str | Path, env: dict[str, str] | None = None) -> LoadedPo
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: a policy is a mapping with `version: 1` at the top, got {type(data).__name__}")
     _reject_duplicate_keys(node, path)
-    data = _interpolate(data, (), dict(os.environ if env is None else env))
+    try:
+        data = _interpolate(data, (), dict(os.environ if env is None else env))
+    except _UnsetVariable as unset:
+        line = _line_of(node, unset.loc)
+        raise PolicyError(f"{path}{f':{line}' if line else ''}: {_dotted(unset.loc)}: environment variable "
+                          f"{unset.name} is not set (write ${{{unset.name}:-default}} for a default)") from None
     try:
         policy = Policy.model_validate(data)
     except ValidationError as error:
