@@ -486,9 +486,30 @@ def _check_referenced_files(loaded: LoadedPolicy, node: Any, path: Path) -> None
     for loc, value in _referenced_files(loaded.policy):
         target = loaded.resolve_path(value)
         problem = None if target.is_file() else "is a folder, not a file" if target.is_dir() else "not found"
+        if problem is None and loc[:2] == ("integrity", "signature"):
+            problem = _key_material_problem(loc[2], target)
         if problem:
             line = _line_of(node, loc)
             raise PolicyError(f"{path}{f':{line}' if line else ''}: {_dotted(loc)}: {target} {problem}")
+
+
+def _key_material_problem(kind: str, target: Path) -> str | None:
+    """A key or certificate file that cannot be used (a private key given as public, not PEM) is a
+    policy error at `policy validate`, not a surprise after the download."""
+    from gate.errors import UsageError
+
+    try:
+        if kind == "public_keys":
+            from gate.signing.keys import load_public_key
+
+            load_public_key(target)
+        else:
+            from gate.signing.certs import load_trusted_certificates
+
+            load_trusted_certificates([target])
+    except UsageError as error:
+        return str(error).replace(str(target), "").strip(" :") or "is not usable"
+    return None
 
 
 def _describe_validation_error(error: ValidationError, node: Any, path: Path, limit: int = 3) -> str:

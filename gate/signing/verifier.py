@@ -86,9 +86,11 @@ def _signing_key(bundle: oms.Bundle, method: str, trust: Trust) -> PublicKey:
                 f"cannot check the key: the signature names its key only by hint {bundle.key_hint}, and a hint "
                 "cannot be matched to key_fingerprints; add the public key file to public_keys"
             )
+        # Hints are SHA-256 of the PEM (model_signing's form), fingerprints of the DER: show like with like.
+        trusted_hints = ", ".join(f"{oms_hint(k)} ({fingerprint(k)})" for k in trusted_ec)
         raise ValueError(
             f"wrong key: the signature names key hint {bundle.key_hint}, which is not a trusted key "
-            f"(trusted: {', '.join(fingerprint(k) for k in trusted_ec) or 'none given as a key file'})"
+            f"(trusted keys' hints: {trusted_hints or 'none, no EC key file given'})"
         )
     carried = _load_carried_key(bundle.key_raw or b"")
     if carried is None:

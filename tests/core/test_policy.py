@@ -147,3 +147,22 @@ def test_schema_is_json_schema_that_accepts_examples(capsys):
     for example in examples:
         jsonschema.validate(yaml.safe_load(example.read_text()), schema)
         assert main(["policy", "validate", str(example)]) == 0
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("not a key\n", "key.pem is not a PEM public key"),
+    ("private", "key.pem is not a PEM public key"),  # a private key listed as the public one
+])
+def test_unusable_public_key_is_a_policy_error(content, expected, tmp_path, capsys):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = tmp_path / "key.pem"
+    if content == "private":
+        content = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    key.write_text(content)
+    text = VALID + "integrity:\n  signature:\n    required: true\n    public_keys: [key.pem]\n"
+    code, err = validate(tmp_path, text, capsys)
+    assert code == 2
+    assert ":20: integrity.signature.public_keys[0]: " in err and expected in err, err

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from gate.signing import oms
-from gate.signing.keys import ecdsa_hash, load_public_key
+from gate.signing.keys import ecdsa_hash, fingerprint, load_public_key, oms_hint
 from gate.signing.verifier import Trust, verify_oms
 
 
@@ -82,11 +82,13 @@ def test_key_vector_is_refused_for_a_key_that_did_not_sign_it(reference_dir, key
     model = tmp_path / "m"
     model.mkdir()
     (model / "signme-1").write_text("x")
-    trust = Trust(public_keys=[load_public_key(keys["p384"][1])])
-    result = verify_oms(model, _vector(reference_dir, "valid/key.bundle.json"), trust)
+    trusted = load_public_key(keys["p384"][1])
+    result = verify_oms(model, _vector(reference_dir, "valid/key.bundle.json"), Trust(public_keys=[trusted]))
     assert result.problems and result.problems[0].startswith(
         "wrong key: the signature names key hint e8450dec4eb99dae995da9af1bc2cc9f76ed669ee2e744f57abba763df3e3f8e"
     )
+    # The trusted key is shown in the same form as the hint, so the two can be compared by eye.
+    assert f"(trusted keys' hints: {oms_hint(trusted)} ({fingerprint(trusted)}))" in result.problems[0]
 
 
 def test_sigstore_vector_is_reported_as_unsupported_offline(reference_dir, keys, tmp_path):
