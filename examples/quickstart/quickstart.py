@@ -80,7 +80,10 @@ def main() -> int:
         gate("resolve", "models:/iris-classifier@champion", env=env)
     finally:
         if args.keep_server:
-            print(f"\nMLflow server left running at {server.url} (pid {server.process.pid})")
+            print(f"\nMLflow server left running at {server.url} (pid {server.process.pid}); to use it:\n"
+                  f"  source .venv/bin/activate && export MLFLOW_TRACKING_URI={server.url}\n"
+                  f"  model-gate resolve models:/iris-classifier@champion\n"
+                  f"stop it with: kill {server.process.pid}")
         else:
             server.stop()
 
