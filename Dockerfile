@@ -67,18 +67,22 @@ ARG EXTRA_CA_CERT=
 
 # Only the interpreter (no venv module, no compilers) and the CA store for HTTPS registries.
 # hadolint ignore=DL3008
+# model-code: the unprivileged user model code runs as (MODEL_GATE_MODEL_USER below).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && if [ -n "$EXTRA_CA_CERT" ]; then \
            printf '%s\n' "$EXTRA_CA_CERT" > /usr/local/share/ca-certificates/extra-ca.crt && update-ca-certificates; \
-       fi
+       fi \
+    && useradd --system --uid 65532 --user-group --home-dir /nonexistent --no-create-home \
+           --shell /usr/sbin/nologin model-code
 
 # requests and boto3 trust the system store (with EXTRA_CA_CERT) rather than certifi's copy.
 ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
     AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
     MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false \
     HF_HUB_OFFLINE=1 \
+    MODEL_GATE_MODEL_USER=model-code \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 LABEL org.opencontainers.image.title="model-gate" \
@@ -89,7 +93,7 @@ LABEL org.opencontainers.image.title="model-gate" \
 
 # Runs as root on purpose: the Actions runner mounts its file-command folder
 # root-owned, and the entrypoint hands the files it writes in the workspace back
-# to the workspace's owner. Absolute interpreter path and -I: a workflow's
+# to the workspace's owner. Model code does not: the gate starts it as model-code. Absolute interpreter path and -I: a workflow's
 # PATH or PYTHONPATH cannot change what runs.
 # hadolint ignore=DL3002
 USER 0:0

@@ -70,11 +70,13 @@ def write_model_input(data: Any, path: Path) -> dict[str, Any]:
     if isinstance(data, list):
         path = path.with_suffix(".json")
         path.write_text(json.dumps(data))
+        path.chmod(0o644)  # model code may run as another user (MODEL_GATE_MODEL_USER)
         return {"kind": "strings", "file": str(path)}
     path = path.with_suffix(".parquet")
     frame = data.copy()
     frame.columns = [str(c) for c in frame.columns]
     frame.to_parquet(path, index=False)
+    path.chmod(0o644)
     return {"kind": "dataframe", "file": str(path)}
 
 

@@ -143,6 +143,7 @@ class _Stages:
         self.digests: dict[str, str] | None = None
         self.processes: dict[str, Any] = {}
         self.runner_files: Any = None  # gate.runner_files.RunnerFiles, noted when model code first starts
+        self.run_as: tuple[int, int] | None = None  # the user model code runs as (MODEL_GATE_MODEL_USER)
         self.baseline_problem: str | None = None  # why the baseline could not be measured, if it could not
         self.baseline_errors: dict[str, str] = {}  # metrics the baseline's predictions could not give
 
@@ -156,7 +157,7 @@ class _Stages:
 
                 self.runner_files = RunnerFiles(os.environ)  # before any model code can touch them
             process = ModelProcess(self.workdir / f"{label}-process", label,
-                                   pass_env=frozenset(self.policy.load.pass_env))
+                                   pass_env=frozenset(self.policy.load.pass_env), run_as=self.run_as)
             self.processes[label] = process.__enter__()
         return self.processes[label]
 
@@ -233,6 +234,9 @@ class _Stages:
         if options.register_as:
             require_model_name(options.register_as, "--register-as")  # a typo fails now, not after the checks
         if self.policy.smoke or self.policy.evaluation:
+            from gate.sandbox import model_user
+
+            self.run_as = model_user()
             self.process("candidate")  # its imports overlap resolution, download and the checks
         model_dir = self.timed("resolve_download", lambda: self.resolve_and_download(ref))
         if not self.pre_load_checks(model_dir, self.digests):
@@ -380,6 +384,10 @@ class _Stages:
                     f"{prefix}load", "load", Status.FAILED,
                     f"{mlmodel_problem}, so it cannot be loaded for smoke tests or evaluation"))
         else:
+            if self.run_as is not None and model_dir.resolve().is_relative_to(self.workdir.resolve()):
+                from gate.sandbox import open_to_model_user
+
+                open_to_model_user(model_dir)  # downloaded by the gate; a local folder stays as it is
             result = run_model(label=label, process=self.process(label), model_dir=model_dir,
                                load_timeout_s=self.policy.load.timeout_s,
                                smoke=self.policy.smoke if smoke else None, resolve_path=self.loaded.resolve_path,

@@ -24,9 +24,11 @@ class ModelProcessError(Exception):
 class ModelProcess:
     """One child process that will hold one model; started early so its imports overlap the download."""
 
-    def __init__(self, workdir: Path, label: str, pass_env: frozenset[str] = frozenset()) -> None:
+    def __init__(self, workdir: Path, label: str, pass_env: frozenset[str] = frozenset(),
+                 run_as: tuple[int, int] | None = None) -> None:
         self.workdir = workdir
         self.pass_env = pass_env
+        self.run_as = run_as  # (uid, gid) for model code, when the gate runs as root (see model_user)
         self.label = label
         self.log_path = workdir / f"{label}.log"
         self._process: subprocess.Popen | None = None
@@ -40,12 +42,31 @@ class ModelProcess:
         answer_read, answer_write = (_above_stdio(fd) for fd in os.pipe())
         env = {**model_environment(os.environ, self.pass_env),
                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        as_user: dict[str, Any] = {}
+        if self.run_as is not None:
+            uid, gid = self.run_as
+            # Its own folder is its home and temp: the only place it may write. Its parent (the gate's
+            # workdir) may be passed through, not listed.
+            os.chown(self.workdir, uid, gid)
+            self.workdir.chmod(0o700)
+            self.workdir.parent.chmod(0o711)
+            env.update(HOME=str(self.workdir), TMPDIR=str(self.workdir))
+            as_user = {"user": uid, "group": gid, "extra_groups": []}
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "gate.worker", "--cmd-fd", str(cmd_read), "--answer-fd", str(answer_write)],
-                pass_fds=(cmd_read, answer_write), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True, cwd=self.workdir,
-            )
+            try:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "gate.worker", "--cmd-fd", str(cmd_read), "--answer-fd", str(answer_write)],
+                    pass_fds=(cmd_read, answer_write), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env=env, start_new_session=True, cwd=self.workdir, **as_user,
+                )
+            except PermissionError as error:
+                if self.run_as is None:
+                    raise
+                from gate.errors import UsageError
+
+                raise UsageError(f"MODEL_GATE_MODEL_USER: uid {self.run_as[0]} cannot start {sys.executable} "
+                                 f"({error.strerror}); the interpreter and its packages must be readable by "
+                                 "that user") from None
         os.close(cmd_read)
         os.close(answer_write)
         self._commands = os.fdopen(cmd_write, "w")
@@ -164,6 +185,49 @@ def withheld(name: str) -> bool:
             or any(word in upper for word in _WITHHELD_WORDS))
 
 
+def model_user(environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """(uid, gid) that model code runs as: MODEL_GATE_MODEL_USER (a user name, or uid[:gid]) when the
+    gate runs as root, as in the Action's container. Another user cannot read the gate's /proc files
+    at all, nor files only root may read, nor write to the runner's command files. None: same user."""
+    from gate.errors import UsageError
+
+    value = (os.environ if environ is None else environ).get("MODEL_GATE_MODEL_USER", "").strip()
+    if not value or os.geteuid() != 0:
+        return None  # not root: the gate cannot switch users, and model code is already unprivileged
+    import pwd
+
+    uid_text, _, gid_text = value.partition(":")
+    try:
+        if uid_text.isdigit():
+            uid = int(uid_text)
+            gid = int(gid_text) if gid_text.isdigit() else uid
+            if gid_text and not gid_text.isdigit():
+                raise ValueError
+        else:
+            entry = pwd.getpwnam(value)
+            uid, gid = entry.pw_uid, entry.pw_gid
+    except (KeyError, ValueError):
+        raise UsageError(f"MODEL_GATE_MODEL_USER={value!r}: no such user (give a user name or uid[:gid])") from None
+    if uid == 0 or gid == 0:
+        raise UsageError(f"MODEL_GATE_MODEL_USER={value!r}: model code must not run as root")
+    return uid, gid
+
+
+def open_to_model_user(tree: Path) -> None:
+    """Let another user read a model the gate downloaded (folders a+rx, files a+r); nothing else changes."""
+    import stat
+
+    for root, dirs, files in os.walk(tree):
+        for name in [*dirs, *files]:
+            path = os.path.join(root, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                os.chmod(path, stat.S_IMODE(mode) | 0o555)
+            elif stat.S_ISREG(mode):
+                os.chmod(path, stat.S_IMODE(mode) | 0o444)
+    os.chmod(tree, stat.S_IMODE(os.stat(tree).st_mode) | 0o555)
+
+
 _hidden = False
 
 
@@ -174,8 +238,8 @@ def hide_gate_process() -> None:
     every process without CAP_SYS_PTRACE (which Docker and podman drop by default, so this holds for
     root in the Action's container too). /proc/<gate>/environ, the environment block the gate was
     started with: non-dumpable closes it only for other users than root, so the withheld variables'
-    values are overwritten in that block, after libc is given copies of its own (getenv, and
-    Python's os.environ, which copied the block at start-up, keep the real values).
+    values are overwritten in that block, after libc is given copies of any it still uses (getenv,
+    and Python's os.environ, which copied the block at start-up, keep the real values).
     Root with CAP_SYS_PTRACE (a privileged container, root on a host) can still read the gate's memory.
     """
     global _hidden
@@ -188,20 +252,32 @@ def hide_gate_process() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_dumpable = 4
         libc.prctl(pr_set_dumpable, 0, 0, 0, 0)
+        with open("/proc/self/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        env_start, env_end = int(fields[47]), int(fields[48])  # fields 50 and 51 of proc(5)
         environ = ctypes.POINTER(ctypes.c_void_p).in_dll(libc, "environ")
-    except (OSError, AttributeError, ValueError):
+    except (OSError, AttributeError, ValueError, IndexError):
         return
-    found = []
-    index = 0
-    while environ[index]:
-        address = environ[index]
-        name, sep, value = ctypes.string_at(address).partition(b"=")
-        if sep and value and withheld(name.decode(errors="replace")):
-            found.append((address, name, value))
-        index += 1
-    for address, name, value in found:
-        if libc.setenv(name, value, 1) == 0:  # libc now holds a copy elsewhere: the old bytes are unused
-            ctypes.memset(address + len(name) + 1, ord("*"), len(value))
+
+    def in_use() -> dict[int, bytes]:
+        used, index = {}, 0
+        while environ[index]:
+            used[environ[index]] = ctypes.string_at(environ[index]).partition(b"=")[0]
+            index += 1
+        return used
+
+    used = in_use()
+    block = ctypes.string_at(env_start, env_end - env_start)
+    offset = 0
+    for entry in block.split(b"\0"):
+        address, offset = env_start + offset, offset + len(entry) + 1
+        name, sep, value = entry.partition(b"=")
+        if not sep or not value or not withheld(name.decode(errors="replace")):
+            continue
+        if address in used:  # libc still reads this copy: give it one of its own first
+            if libc.setenv(name, value, 1) != 0 or address in in_use():
+                continue
+        ctypes.memset(address + len(name) + 1, ord("*"), len(value))
 
 
 def _one_line(error: str, limit: int = 300) -> str:

@@ -46,9 +46,11 @@ def image(podman_env) -> str:
 
 
 def run_action(podman_env, image: str, tmp_path: Path, inputs: dict[str, str],
-               extra_env: dict[str, str] | None = None):
+               extra_env: dict[str, str] | None = None, before_run=None):
     """`docker run` as the runner issues it for a container action."""
     workspace = make_workspace(tmp_path)
+    if before_run is not None:
+        before_run(workspace)
     os.chown(workspace, *WORKSPACE_OWNER)
     commands, home = tmp_path / "file_commands", tmp_path / "home"
     commands.mkdir()
@@ -123,3 +125,28 @@ def test_a_hostile_path_and_pythonpath_change_nothing(podman_env, image, registr
     }, {"PATH": "/nonexistent", "PYTHONPATH": "/github/workspace/stray", "PYTHONHOME": "/nonexistent"})
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     assert outputs["decision"] == "dry-run-passed"
+
+
+def test_model_code_runs_as_another_user_and_reaches_no_secret(podman_env, image, registry, tmp_path):
+    """The image runs model code as model-code (uid 65532): it cannot read the gate's /proc files nor
+    write the runner's output file, although the gate itself runs as root."""
+    import mlflow
+    import yaml
+
+    mlflow.set_tracking_uri(registry.url)
+    mlflow.set_experiment("container-tests")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).parent / "model_code" / "uid_probe.py"),
+                                       pip_requirements=["mlflow"], registered_model_name="uid-probe")
+    uri = f"models:/uid-probe/{info.registered_model_version}"
+    policy = {"version": 1, "formats": {"pickle": "allow"}, "smoke": {"cases": [
+        {"name": "uid", "input": {"records": [{"x": 1.0}]}, "expect": {"rows": 1, "values": [65532]}}]}}
+    workspace_policy = tmp_path / "probe.yaml"
+    workspace_policy.write_text(yaml.safe_dump(policy))
+    process, outputs, _, workspace = run_action(podman_env, image, tmp_path, {
+        "INPUT_POLICY": "policies/probe.yaml", "INPUT_MODEL-URI": uri, "INPUT_TRACKING-URI": registry.url,
+        "INPUT_TRACKING-TOKEN": "probe-token-123", "INPUT_DRY-RUN": "true",
+    }, before_run=lambda ws: shutil.copy(workspace_policy, ws / "policies" / "probe.yaml"))
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    assert outputs["decision"] == "dry-run-passed"
+    assert "probe-token-123" not in process.stdout + process.stderr

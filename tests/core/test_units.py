@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -226,3 +227,53 @@ def test_labels_of_another_type_are_the_same_classes(labels):
     wrong = compute_metrics(task="classification", metrics=["accuracy"], y_true=np.array([0, 1]),
                             predictions=np.array([1, 0]))
     assert wrong.values["accuracy"] == 0.0  # shared labels, all wrong: a real 0
+
+
+def test_hide_gate_process_masks_the_start_up_environment_and_keeps_the_values_usable():
+    code = (
+        "import ctypes, os\n"
+        "from gate.sandbox import hide_gate_process\n"
+        "os.environ.pop('AWS_SECRET_ACCESS_KEY')\n"  # no longer in libc's environ, still in the block
+        "hide_gate_process()\n"
+        "libc = ctypes.CDLL(None); libc.getenv.restype = ctypes.c_char_p\n"
+        "print(open('/proc/self/environ', 'rb').read().decode())\n"
+        "print(libc.getenv(b'MLFLOW_TRACKING_PASSWORD').decode(), os.environ['MLFLOW_TRACKING_PASSWORD'])\n"
+    )
+    env = {"PATH": os.environ["PATH"], "AWS_SECRET_ACCESS_KEY": "s3cr3t-a", "MLFLOW_TRACKING_PASSWORD": "s3cr3t-b",
+           "KEEP_ME": "visible"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    block, usable = done.stdout.rsplit("\n", 2)[0], done.stdout.rsplit("\n", 2)[1]
+    assert "AWS_SECRET_ACCESS_KEY=********\0" in block and "MLFLOW_TRACKING_PASSWORD=********\0" in block
+    assert "KEEP_ME=visible" in block and "s3cr3t" not in block
+    assert usable == "s3cr3t-b s3cr3t-b"  # libc's getenv and os.environ still give the real value
+
+
+def test_model_user_parsing(monkeypatch):
+    from gate.sandbox import model_user
+
+    if os.geteuid() != 0:
+        assert model_user({"MODEL_GATE_MODEL_USER": "nobody"}) is None  # cannot switch: ignored
+        return
+    assert model_user({}) is None
+    assert model_user({"MODEL_GATE_MODEL_USER": "65532"}) == (65532, 65532)
+    assert model_user({"MODEL_GATE_MODEL_USER": "65532:100"}) == (65532, 100)
+    nobody = model_user({"MODEL_GATE_MODEL_USER": "nobody"})
+    assert nobody is not None and nobody[0] == 65534
+    for value, fragment in (("no-such-user-xyz", "no such user"), ("0", "must not run as root"),
+                            ("1000:0", "must not run as root"), ("12:abc", "no such user")):
+        with pytest.raises(UsageError, match=fragment):
+            model_user({"MODEL_GATE_MODEL_USER": value})
+
+
+def test_open_to_model_user_adds_read_bits_only(tmp_path):
+    from gate.sandbox import open_to_model_user
+
+    tree = tmp_path / "model"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "w.bin").write_bytes(b"x")
+    (tree / "MLmodel").write_text("flavors: {}")
+    for path, mode in ((tree / "sub" / "w.bin", 0o600), (tree / "MLmodel", 0o640), (tree / "sub", 0o700), (tree, 0o700)):
+        path.chmod(mode)
+    open_to_model_user(tree)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in (tree, tree / "sub", tree / "sub" / "w.bin", tree / "MLmodel")} == {
+        "model": "0o755", "sub": "0o755", "w.bin": "0o644", "MLmodel": "0o644"}
