@@ -144,6 +144,7 @@ class _Stages:
         self.processes: dict[str, Any] = {}
         self.runner_files: Any = None  # gate.runner_files.RunnerFiles, noted when model code first starts
         self.run_as: tuple[int, int] | None = None  # the user model code runs as (MODEL_GATE_MODEL_USER)
+        self.children_before: set[int] = set()  # the gate's child processes before model code started
         self.baseline_problem: str | None = None  # why the baseline could not be measured, if it could not
         self.baseline_errors: dict[str, str] = {}  # metrics the baseline's predictions could not give
 
@@ -154,8 +155,10 @@ class _Stages:
         if label not in self.processes:
             if self.runner_files is None:
                 from gate.runner_files import RunnerFiles
+                from gate.sandbox import adopt_orphans
 
                 self.runner_files = RunnerFiles(os.environ)  # before any model code can touch them
+                self.children_before = adopt_orphans()
             process = ModelProcess(self.workdir / f"{label}-process", label,
                                    pass_env=frozenset(self.policy.load.pass_env), run_as=self.run_as)
             self.processes[label] = process.__enter__()
@@ -171,6 +174,10 @@ class _Stages:
             process.close()
         if self.runner_files is None:
             return
+        from gate.sandbox import kill_leftovers
+
+        if leftovers := kill_leftovers(self.children_before, self.run_as):
+            log.info("killed %d process(es) model code left running", len(leftovers))
         restored, lost = self.runner_files.restore_changed()
         self.runner_files = None
         if restored or lost:

@@ -228,6 +228,81 @@ def open_to_model_user(tree: Path) -> None:
     os.chmod(tree, stat.S_IMODE(os.stat(tree).st_mode) | 0o555)
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> set[int]:
+    """Make the gate the reaper of its descendants' orphans (Linux), so a daemon that model code
+    detaches with setsid() and a double fork stays findable; returns the gate's children now, which
+    are not model code's."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    return child_pids()
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process in /proc (empty where there is no /proc)."""
+    parents: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return parents
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(b")", 1)[1].split()[1])  # field 4: ppid
+            except (OSError, ValueError, IndexError):
+                continue
+    return parents
+
+
+def child_pids() -> set[int]:
+    """The gate's direct children."""
+    me = os.getpid()
+    return {pid for pid, parent in _parents().items() if parent == me}
+
+
+def kill_leftovers(before: set[int], run_as: tuple[int, int] | None) -> list[int]:
+    """After the model processes are stopped: kill whatever model code left running - daemons it
+    detached (adopted by the gate, see adopt_orphans) and their descendants, and with
+    MODEL_GATE_MODEL_USER every process of that user - so nothing of it can write the runner's
+    files once they were checked. Costs one look at /proc when the model left nothing behind."""
+    if run_as is not None:
+        # kill(-1) as that user reaches every process of that user, wherever it hid.
+        subprocess.run([sys.executable, "-I", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"],
+                       user=run_as[0], group=run_as[1], extra_groups=[], env={}, cwd="/",
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    me, killed = os.getpid(), []
+    while True:
+        parents = _parents()
+        tree = {pid for pid, parent in parents.items() if parent == me and pid not in before}
+        frontier = set(tree)
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+            tree |= frontier
+        if not tree:
+            return killed
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        for pid in tree:
+            if parents.get(pid) == me:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+        time.sleep(0.02)  # what was forked meanwhile reaches the gate once its parent is gone
+
+
 _hidden = False
 
 

@@ -109,6 +109,24 @@ def test_model_code_that_writes_to_runner_files_is_rejected_and_undone(gate, pol
     assert "champion" not in client.get_registered_model(name).aliases
 
 
+def test_a_daemon_model_code_leaves_behind_is_killed_before_it_can_write(gate, policy, register, tmp_path,
+                                                                         monkeypatch):
+    import os
+
+    name, version = register("daemonizing")
+    github_env, pid_file = tmp_path / "github_env", tmp_path / "daemon.pid"
+    github_env.write_text("KEEP=1\n")
+    for variable, value in (("GITHUB_ENV", github_env), ("TAMPER_FILE", github_env), ("DAEMON_PID_FILE", pid_file)):
+        monkeypatch.setenv(variable, str(value))
+    result = gate("check", "--policy", str(smoke_only(policy)), "--model-uri", f"models:/{name}/{version}", "--dry-run")
+    assert result.code == 0, result.out + result.err
+    daemon = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(daemon, 0)  # gone (and reaped), not a zombie
+    time.sleep(3.5)  # past the moment it would have written
+    assert github_env.read_text() == "KEEP=1\n"
+
+
 def test_model_code_cannot_read_the_gate_environment(tracking_uri, policy, register, tmp_path):
     """Model code running as the gate's user finds no credentials in /proc/<gate>/environ: refused (the gate
     is non-dumpable) or masked (root may still open it). As root the gate runs here without CAP_SYS_PTRACE,
