@@ -49,25 +49,26 @@ RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install "$@" \
     && rm -f /tmp/pip-ca.pem
 
-# The package itself from a bind mount of the context, in one step: with
-# podman's vfs storage every extra instruction here copies the whole venv.
-# setuptools is already in the venv (lock.txt): no build isolation, no network.
-RUN --mount=type=bind,target=/ctx \
-    mkdir /tmp/src \
-    && cp -r /ctx/gate /ctx/pyproject.toml /tmp/src/ \
-    && if [ -f /ctx/README.md ]; then cp /ctx/README.md /tmp/src/; fi \
-    && /opt/venv/bin/pip install --no-deps --no-build-isolation /tmp/src \
+# The package itself. COPY, not a bind mount: buildah caches a RUN with a bind
+# mount without looking at the mounted files, so a warm cache would keep the old
+# code. The copies are small; each layer costs a copy of the venv under podman's
+# vfs storage, hence one COPY (which puts gate/'s files beside pyproject.toml)
+# and one RUN (which puts them back under gate/). setuptools is already in the
+# venv (lock.txt): no build isolation, no network.
+COPY gate/ pyproject.toml README.md /tmp/src/
+RUN mkdir /tmp/pkg && mv /tmp/src/pyproject.toml /tmp/src/README.md /tmp/pkg/ && mv /tmp/src /tmp/pkg/gate \
+    && /opt/venv/bin/pip install --no-deps --no-build-isolation /tmp/pkg \
     && /opt/venv/bin/pip uninstall -y pip \
-    && rm -rf /tmp/src
+    && rm -rf /tmp/pkg
 
 # ---------------------------------------------------------------- final stage
 FROM ${BASE_IMAGE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG EXTRA_CA_CERT=
 
-# Only the interpreter (no venv module, no compilers) and the CA store for HTTPS registries.
-# hadolint ignore=DL3008
+# Only the interpreter (no venv module, no compilers) and the CA store for HTTPS registries;
 # model-code: the unprivileged user model code runs as (MODEL_GATE_MODEL_USER below).
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

@@ -55,6 +55,14 @@ graphroot = "${STATE_DIR}/storage"
 EOF
 mv "$CONTAINERS_STORAGE_CONF.tmp" "$CONTAINERS_STORAGE_CONF"
 
+# Bumped when the way the base is built changes, so an older import on this machine is rebuilt.
+BASE_REVISION=2
+if podman image exists "$BASE_IMAGE" \
+   && [[ $(podman image inspect --format '{{index .Config.Labels "org.model-gate.base-revision"}}' "$BASE_IMAGE" \
+           2>/dev/null) != "$BASE_REVISION" ]]; then
+    log "rebuilding $BASE_IMAGE (made by an older container-setup)"
+    podman rmi -f "$BASE_IMAGE" >/dev/null
+fi
 if ! podman image exists "$BASE_IMAGE"; then
     log "building $BASE_IMAGE with debootstrap ($SUITE, minbase)"
     rootfs=$(mktemp -d "$STATE_DIR/rootfs.XXXXXX")
@@ -79,8 +87,12 @@ EOF
     printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' >"$rootfs/etc/apt/apt.conf.d/docker-no-recommends"
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/var/log/*.log
+    # mktemp made the folder 0700, and "." carries that into the image as /: other users (model
+    # code runs as one) could not reach any file.
+    chmod 755 "$rootfs"
     tar --numeric-owner -C "$rootfs" -c . |
-        podman import --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+        podman import --change 'CMD ["bash"]' --change "LABEL org.model-gate.base-revision=$BASE_REVISION" \
+            - "$BASE_IMAGE" >/dev/null
     log "imported $BASE_IMAGE"
 fi
 
