@@ -165,7 +165,10 @@ class _Stages:
         return self.processes[label]
 
     def close(self) -> None:
-        self.end_model_code()
+        try:
+            self.end_model_code()
+        except Exception:  # cleaning up must not replace the error that brought the run here
+            log.warning("could not stop the model processes cleanly", exc_info=log.isEnabledFor(logging.DEBUG))
 
     def end_model_code(self) -> None:
         """Stop every model process, then undo and report any change model code made to the runner's
@@ -394,7 +397,7 @@ class _Stages:
             if self.run_as is not None and model_dir.resolve().is_relative_to(self.workdir.resolve()):
                 from gate.sandbox import open_to_model_user
 
-                open_to_model_user(model_dir)  # downloaded by the gate; a local folder stays as it is
+                open_to_model_user(model_dir, self.workdir)  # downloaded by the gate; a local folder stays as it is
             result = run_model(label=label, process=self.process(label), model_dir=model_dir,
                                load_timeout_s=self.policy.load.timeout_s,
                                smoke=self.policy.smoke if smoke else None, resolve_path=self.loaded.resolve_path,

@@ -213,9 +213,15 @@ def model_user(environ: Mapping[str, str] | None = None) -> tuple[int, int] | No
     return uid, gid
 
 
-def open_to_model_user(tree: Path) -> None:
-    """Let another user read a model the gate downloaded (folders a+rx, files a+r); nothing else changes."""
+def open_to_model_user(tree: Path, workdir: Path) -> None:
+    """Let another user read a model the gate downloaded into workdir (folders a+rx, files a+r, and
+    the folders between workdir and it passable); nothing else changes."""
     import stat
+
+    for folder in tree.resolve().parents:
+        if not folder.is_relative_to(workdir.resolve()):
+            break
+        os.chmod(folder, stat.S_IMODE(os.stat(folder).st_mode) | 0o111)
 
     for root, dirs, files in os.walk(tree):
         for name in [*dirs, *files]:
@@ -274,10 +280,7 @@ def kill_leftovers(before: set[int], run_as: tuple[int, int] | None) -> list[int
     MODEL_GATE_MODEL_USER every process of that user - so nothing of it can write the runner's
     files once they were checked. Costs one look at /proc when the model left nothing behind."""
     if run_as is not None:
-        # kill(-1) as that user reaches every process of that user, wherever it hid.
-        subprocess.run([sys.executable, "-I", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"],
-                       user=run_as[0], group=run_as[1], extra_groups=[], env={}, cwd="/",
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        _kill_all_of(*run_as)
     me, killed = os.getpid(), []
     while True:
         parents = _parents()
@@ -301,6 +304,27 @@ def kill_leftovers(before: set[int], run_as: tuple[int, int] | None) -> list[int
                 except ChildProcessError:
                     pass
         time.sleep(0.02)  # what was forked meanwhile reaches the gate once its parent is gone
+
+
+def _kill_all_of(uid: int, gid: int) -> None:
+    """kill(-1) as that user: every process of that user, wherever it hid (the forked child, which
+    becomes that user, goes too). Plain system calls after fork, no exec: nothing to load."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 _hidden = False

@@ -268,12 +268,20 @@ def test_model_user_parsing(monkeypatch):
 def test_open_to_model_user_adds_read_bits_only(tmp_path):
     from gate.sandbox import open_to_model_user
 
-    tree = tmp_path / "model"
+    workdir = tmp_path / "work"
+    tree = workdir / "candidate" / "model"
     (tree / "sub").mkdir(parents=True)
+    workdir.chmod(0o700)
+    (workdir / "candidate").chmod(0o700)
     (tree / "sub" / "w.bin").write_bytes(b"x")
     (tree / "MLmodel").write_text("flavors: {}")
     for path, mode in ((tree / "sub" / "w.bin", 0o600), (tree / "MLmodel", 0o640), (tree / "sub", 0o700), (tree, 0o700)):
         path.chmod(mode)
-    open_to_model_user(tree)
+    above = tmp_path.stat().st_mode
+    open_to_model_user(tree, workdir)
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in (tree, tree / "sub", tree / "sub" / "w.bin", tree / "MLmodel")} == {
         "model": "0o755", "sub": "0o755", "w.bin": "0o644", "MLmodel": "0o644"}
+    # the way there is passable, not listable; nothing above the workdir changes
+    assert oct((workdir / "candidate").stat().st_mode & 0o777) == "0o711"
+    assert oct(workdir.stat().st_mode & 0o777) == "0o711"
+    assert tmp_path.stat().st_mode == above
