@@ -179,8 +179,11 @@ class _Stages:
             return
         from gate.sandbox import kill_leftovers
 
-        if leftovers := kill_leftovers(self.children_before, self.run_as):
-            log.info("killed %d process(es) model code left running", len(leftovers))
+        if leftovers := kill_leftovers(self.children_before):
+            self.run.checks.append(CheckResult(
+                "load.leftovers", "load", Status.WARNED,
+                f"model code left {len(leftovers)} process(es) running after it was stopped; they were killed",
+                value=len(leftovers)))
         restored, lost = self.runner_files.restore_changed()
         self.runner_files = None
         if restored or lost:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -64,7 +65,8 @@ class ModelProcess:
                     raise
                 from gate.errors import UsageError
 
-                raise UsageError(f"MODEL_GATE_MODEL_USER: uid {self.run_as[0]} cannot start {sys.executable} "
+                raise UsageError(f"MODEL_GATE_MODEL_USER: uid {self.run_as[0]} cannot start "
+                                 f"{os.path.realpath(sys.executable)} "
                                  f"({error.strerror}); the interpreter and its packages must be readable by "
                                  "that user") from None
         os.close(cmd_read)
@@ -274,13 +276,11 @@ def child_pids() -> set[int]:
     return {pid for pid, parent in _parents().items() if parent == me}
 
 
-def kill_leftovers(before: set[int], run_as: tuple[int, int] | None) -> list[int]:
+def kill_leftovers(before: set[int]) -> list[int]:
     """After the model processes are stopped: kill whatever model code left running - daemons it
-    detached (adopted by the gate, see adopt_orphans) and their descendants, and with
-    MODEL_GATE_MODEL_USER every process of that user - so nothing of it can write the runner's
-    files once they were checked. Costs one look at /proc when the model left nothing behind."""
-    if run_as is not None:
-        _kill_all_of(*run_as)
+    detached (adopted by the gate, see adopt_orphans) and their descendants - so nothing of it can
+    write the runner's files once they were checked. Only the gate's own descendants: other
+    processes of the same user are not model code's. One look at /proc when nothing was left."""
     me, killed = os.getpid(), []
     while True:
         parents = _parents()
@@ -306,25 +306,23 @@ def kill_leftovers(before: set[int], run_as: tuple[int, int] | None) -> list[int
         time.sleep(0.02)  # what was forked meanwhile reaches the gate once its parent is gone
 
 
-def _kill_all_of(uid: int, gid: int) -> None:
-    """kill(-1) as that user: every process of that user, wherever it hid (the forked child, which
-    becomes that user, goes too). Plain system calls after fork, no exec: nothing to load."""
-    try:
-        pid = os.fork()
-    except OSError:
-        return
-    if pid == 0:
-        try:
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-            os.kill(-1, signal.SIGKILL)
-        finally:
-            os._exit(0)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+_URL_SECRETS = re.compile(rb"(?<=://)[^/@\s\x00]*:([^/@\s\x00]+)(?=@)|(?<=[?&;])[^=&;#\s\x00]+=([^&;#\s\x00]*)")
+
+
+def _mask_arguments(arg_start: int, arg_end: int) -> None:
+    """/proc/<gate>/cmdline is readable by every user: mask passwords and query values of URLs
+    given as arguments (`--tracking-uri https://user:pw@host`), in place (sys.argv is a copy)."""
+    import ctypes
+
+    block = ctypes.string_at(arg_start, arg_end - arg_start)
+    for match in _URL_SECRETS.finditer(block):
+        # only in arguments that hold a URL: a "?" or ";" elsewhere is not a query
+        argument_start = block.rfind(b"\0", 0, match.start()) + 1
+        if b"://" not in block[argument_start:match.start()] and match.group(1) is None:
+            continue
+        group = 1 if match.group(1) is not None else 2
+        if match.end(group) > match.start(group):
+            ctypes.memset(arg_start + match.start(group), ord("*"), match.end(group) - match.start(group))
 
 
 _hidden = False
@@ -365,6 +363,7 @@ def hide_gate_process() -> None:
             index += 1
         return used
 
+    _mask_arguments(int(fields[45]), int(fields[46]))  # fields 48 and 49: the command line
     used = in_use()
     block = ctypes.string_at(env_start, env_end - env_start)
     offset = 0
