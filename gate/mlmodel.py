@@ -12,6 +12,26 @@ from typing import Any
 MAX_BYTES = 1 << 20  # MLflow writes a few hundred bytes; more is not a descriptor
 
 
+MAX_DEPTH = 64  # MLflow nests a handful of levels; thousands make PyYAML crawl, then recurse too deep
+
+
+def _shape_problem(events: Any) -> str | None:
+    """Looked at event by event, before anything is built from the YAML."""
+    import yaml
+
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            return "uses YAML aliases (*name), which MLflow does not write"
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"nested more than {MAX_DEPTH} levels deep, which MLflow does not write"
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return None
+
+
 def read_mlmodel(model_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     """(the parsed MLmodel, None), or (None, what is wrong with it, naming the file)."""
     import yaml
@@ -27,13 +47,20 @@ def read_mlmodel(model_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     if len(raw) > MAX_BYTES:
         return None, f"{path.name}: larger than {MAX_BYTES} bytes, not an MLflow model descriptor"
     try:
-        meta = yaml.safe_load(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        # MLflow never writes anchors and aliases; refusing them refuses "billion laughs" bombs,
+        # which stay small as parsed data and explode when a value is turned into text.
+        if problem := _shape_problem(yaml.parse(text, Loader=yaml.SafeLoader)):
+            return None, f"{path.name}: {problem}"
+        meta = yaml.safe_load(text)
     except UnicodeDecodeError as error:
         return None, f"{path.name}: not UTF-8 text (byte {error.start})"
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         return None, f"{path.name}: not valid YAML{where}"
+    except (ValueError, RecursionError) as error:  # a date like 2026-13-45, nesting thousands deep
+        return None, f"{path.name}: not valid YAML ({type(error).__name__}: {str(error)[:100]})"
     if not isinstance(meta, dict):
         return None, f"{path.name}: must be a YAML mapping, got {type(meta).__name__}"
     flavors = meta.get("flavors")

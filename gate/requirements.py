@@ -39,7 +39,7 @@ def find_mismatches(lines: list[str]) -> tuple[list[Mismatch], list[str]]:
 
     mismatches: list[Mismatch] = []
     unjudged: list[str] = []
-    for raw in lines[:MAX_LINES]:
+    for raw in lines:
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
@@ -67,14 +67,32 @@ def find_mismatches(lines: list[str]) -> tuple[list[Mismatch], list[str]]:
     return mismatches, unjudged
 
 
+def _join_continuations(lines: list[str]) -> list[str]:
+    """pip reads a line ending in a backslash together with the next one."""
+    joined: list[str] = []
+    pending = ""
+    for line in lines:
+        stripped = line.rstrip("\r\n")
+        if stripped.endswith("\\"):
+            pending += stripped[:-1]
+            continue
+        joined.append(pending + stripped)
+        pending = ""
+    if pending:
+        joined.append(pending)
+    return joined
+
+
 def python_mismatch(model_dir: Path) -> Mismatch | None:
     """The Python the model was logged with (MLmodel's python_function flavor), when its major.minor
     differs from this interpreter's: pickles and compiled code may not behave the same."""
     meta, _ = read_mlmodel(model_dir)
     try:
-        logged = str(meta["flavors"]["python_function"]["python_version"])  # type: ignore[index]
+        logged = meta["flavors"]["python_function"]["python_version"]  # type: ignore[index]
     except (KeyError, TypeError):
         return None  # no MLmodel or no python_version: nothing to compare (loading will say more)
+    if not isinstance(logged, str):
+        return None  # MLflow writes a string; an unquoted 3.10 would read as 3.1 and mislead
     here = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     if logged.split(".")[:2] == here.split(".")[:2]:
         return None
@@ -90,11 +108,14 @@ def check_requirements(model_dir: Path, mode: str) -> list[CheckResult]:
     lines: list[str] = []
     if path.is_file():
         try:
-            with path.open(encoding="utf-8", errors="replace") as handle:
-                lines = [line for _, line in zip(range(MAX_LINES), handle)]
+            # utf-8-sig: a byte order mark is not part of the first requirement
+            with path.open(encoding="utf-8-sig", errors="replace") as handle:
+                lines = [line for _, line in zip(range(MAX_LINES + 1), handle)]
         except OSError as error:
             return [CheckResult(CHECK, "load", Status.SKIPPED, f"cannot read requirements.txt: {error.strerror}")]
-    mismatches, unjudged = find_mismatches(lines)
+    mismatches, unjudged = find_mismatches(_join_continuations(lines[:MAX_LINES]))
+    if len(lines) > MAX_LINES:
+        unjudged.append(f"(everything after line {MAX_LINES})")
     if (python := python_mismatch(model_dir)) is not None:
         mismatches.insert(0, python)
     details = {"mismatches": [m.describe() for m in mismatches], "not_checked": unjudged}

@@ -81,6 +81,26 @@ def test_check_statuses_by_mode(tmp_path):
     assert check_requirements(none, "fail")[0].status == Status.SKIPPED
 
 
+def test_pip_syntax_is_read_as_pip_reads_it(tmp_path):
+    here = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    folder = _model(tmp_path, None, here)
+    (folder / "requirements.txt").write_bytes(f"\ufeffnumpy=={NUMPY}\r\nscikit-learn\\\n>={SKLEARN}\n".encode())
+    assert check_requirements(folder, "fail")[0].status == Status.PASSED  # BOM, CRLF, a continued line
+    # an unquoted 3.10 is the number 3.1 to YAML: not compared rather than reported as "python 3.1"
+    (folder / "MLmodel").write_text("flavors: {python_function: {python_version: 2.7}}\n")
+    assert check_requirements(folder, "fail")[0].status == Status.PASSED
+
+
+def test_a_file_too_long_to_check_says_so(tmp_path, monkeypatch):
+    from gate import requirements
+
+    monkeypatch.setattr(requirements, "MAX_LINES", 3)
+    here = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    folder = _model(tmp_path, "# 1\n# 2\n# 3\nsurely-not-installed-package-xyz==1.0\n", here)
+    [failed] = check_requirements(folder, "fail")
+    assert failed.status == Status.FAILED and "(everything after line 3)" in failed.message
+
+
 def test_lines_that_cannot_be_checked_are_named_and_fail_in_fail_mode(tmp_path):
     here = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     folder = _model(tmp_path, f"numpy=={NUMPY}\n-r other.txt\ngit+https://example.invalid/x.git\n", here)
@@ -98,12 +118,21 @@ def test_lines_that_cannot_be_checked_are_named_and_fail_in_fail_mode(tmp_path):
     (b"- a\n- b\n", "MLmodel: must be a YAML mapping, got list"),
     (b"flavors: [\n", "MLmodel: not valid YAML at line 2"),
     (b"artifact_path: model\n", "MLmodel: has no 'flavors' mapping, so MLflow cannot load it"),
+    # a "billion laughs" bomb: small as parsed data, gigabytes once a value becomes text
+    (b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     b"flavors: {python_function: {python_version: [*b, *b, *b, *b, *b, *b, *b, *b, *b]}}\n",
+     "MLmodel: uses YAML aliases (*name), which MLflow does not write"),
+    (b"utc_time_created: 2026-13-45\nflavors: {python_function: {}}\n",
+     "MLmodel: not valid YAML (ValueError: month must be in 1..12)"),
+    (b"flavors: " + b"[" * 20000 + b"]" * 20000 + b"\n",
+     "MLmodel: nested more than 64 levels deep, which MLflow does not write"),
 ])
 def test_broken_mlmodel_is_named_before_loading(content, problem, tmp_path, gate, policy, tracking_uri):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "MLmodel").write_bytes(content)
-    assert read_mlmodel(folder) == (None, problem)
+    meta, found = read_mlmodel(folder)
+    assert meta is None and found.startswith(problem)
     result = gate("check", "--policy", str(policy()), "--model-uri", str(folder), "--format", "json")
     assert result.code == 1, result.err
     [load] = [c for c in json.loads(result.out)["checks"] if c["name"] == "load"]
