@@ -91,7 +91,10 @@ class Registry:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
         self.display_uri = redact_uri(tracking_uri)
-        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
+        try:
+            self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
+        except ModuleNotFoundError as error:
+            raise _missing_driver(self.display_uri, error) from None
 
     # ------------------------------------------------------------ error translation
 
@@ -115,6 +118,8 @@ class Registry:
         except OSError as error:
             raise RegistryError(f"cannot reach the tracking server at {self.display_uri} while trying to "
                                 f"{what}: {scrub_secrets(str(error))}") from None
+        except ModuleNotFoundError as error:
+            raise _missing_driver(self.display_uri, error) from None
 
     # ------------------------------------------------------------ reading
 
@@ -383,6 +388,12 @@ def _check_tracking_uri(uri: str, what: str = "tracking URI") -> None:
         # MLflow would create an empty registry there and report "not found": a typo should say so.
         raise UsageError(f"{what} {shown!r}: no SQLite database at {database}; the gate does not create "
                          "registries (check the path, or create it with `mlflow server --backend-store-uri ...`)")
+
+
+def _missing_driver(display_uri: str, error: ModuleNotFoundError) -> UsageError:
+    """A database URI whose driver (psycopg, pymysql, ...) is not installed: a setup problem, exit 2."""
+    return UsageError(f"tracking URI {display_uri} needs the Python module {error.name!r}, which is not "
+                      "installed here; use the MLflow server's http(s):// URI, or install the database driver")
 
 
 def sqlite_database(uri: str) -> Path | None:

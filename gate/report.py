@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -72,6 +73,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Characters XML 1.0 does not allow at all, escaped or not (a model's error text can hold them).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_text(text: str) -> str:
+    return escape(_NOT_XML.sub("\ufffd", text))
+
+
+def _xml_attr(text: str) -> str:
+    return quoteattr(_NOT_XML.sub("\ufffd", text))
+
+
 def render_junit(report: dict[str, Any]) -> str:
     checks = report["checks"]
     failures = sum(1 for c in checks if c["status"] == "failed")
@@ -82,20 +95,20 @@ def render_junit(report: dict[str, Any]) -> str:
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            f'<testsuites name="model-gate" tests="{len(checks)}" failures="{failures}" errors="{errors}" '
            f'time="{report.get("duration_s", 0):.3f}">',
-           f'  <testsuite name={quoteattr(suite)} tests="{len(checks)}" failures="{failures}" errors="{errors}" '
+           f'  <testsuite name={_xml_attr(suite)} tests="{len(checks)}" failures="{failures}" errors="{errors}" '
            f'skipped="{skipped}" time="{report.get("duration_s", 0):.3f}">']
     for check in checks:
-        out.append(f'    <testcase classname={quoteattr("model-gate." + check["stage"])} name={quoteattr(check["name"])} '
+        out.append(f'    <testcase classname={_xml_attr("model-gate." + check["stage"])} name={_xml_attr(check["name"])} '
                    f'time="{check.get("duration_s", 0):.3f}">')
-        message = quoteattr(check["message"][:1000])
+        message = _xml_attr(check["message"][:1000])
         if check["status"] == "failed":
-            out.append(f"      <failure message={message}>{escape(check['message'])}</failure>")
+            out.append(f"      <failure message={message}>{_xml_text(check['message'])}</failure>")
         elif check["status"] == "error":
-            out.append(f"      <error message={message}>{escape(check['message'])}</error>")
+            out.append(f"      <error message={message}>{_xml_text(check['message'])}</error>")
         elif check["status"] == "skipped":
             out.append(f"      <skipped message={message}/>")
         elif check["status"] == "warned":
-            out.append(f"      <system-out>{escape('WARNING: ' + check['message'])}</system-out>")
+            out.append(f"      <system-out>{_xml_text('WARNING: ' + check['message'])}</system-out>")
         out.append("    </testcase>")
     out += ["  </testsuite>", "</testsuites>"]
     return "\n".join(out) + "\n"

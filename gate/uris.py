@@ -14,6 +14,7 @@ Accepted forms:
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -157,8 +158,9 @@ def model_name_problem(name: str) -> str | None:
     for char, why in (("/", "models:/NAME/VERSION would split it"), ("@", "models:/NAME@ALIAS would split it")):
         if char in name:
             return f"registered model name {name!r} contains {char!r} ({why})"
-    if any(ord(c) < 32 for c in name):
-        return f"registered model name {name!r} contains a control character"
+    if any(ord(c) < 32 or unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp") for c in name):
+        # zero-width and other invisible characters make a look-alike of another model's name
+        return f"registered model name {name!r} contains a control or invisible character"
     if name.endswith(LOCK_SUFFIX):
         return f"registered model name {name!r} ends with {LOCK_SUFFIX}, which model-gate uses for its locks"
     return None
@@ -195,7 +197,7 @@ def redact_uri(uri: str | None) -> str | None:
         return _redact_unparsed(uri)
     if parsed.username or parsed.password:
         host = f"***@{host}"
-    return parsed._replace(netloc=host, query="", fragment="").geturl()
+    return parsed._replace(netloc=host, params="", query="", fragment="").geturl()
 
 
 def _redact_unparsed(uri: str) -> str:
@@ -244,7 +246,8 @@ def server_uri_problem(uri: str) -> str | None:
     if scheme in ("http", "https") and not parsed.hostname:
         return "no host name"
     if port and not (port.isascii() and port.isdigit()):
-        return f"port {port!r} is not a number"
+        # Not echoed: "http://user:password" (no @host) puts the password where the port goes.
+        return "the port after the host is not a number"
     if port and not 1 <= int(port) <= 65535:
         return f"port {int(port)} is out of range (1-65535)"
     return None

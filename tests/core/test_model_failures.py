@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 import time
 
@@ -120,6 +121,9 @@ def test_a_daemon_model_code_leaves_behind_is_killed_before_it_can_write(gate, p
         monkeypatch.setenv(variable, str(value))
     result = gate("check", "--policy", str(smoke_only(policy)), "--model-uri", f"models:/{name}/{version}", "--dry-run")
     assert result.code == 0, result.out + result.err
+    # the daemon, and its parent too when it had not finished exiting
+    assert re.search(r"WARNED +load\.leftovers +model code left [12] process\(es\) running after it was stopped; "
+                     "they were killed", result.out), result.out
     daemon = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(daemon, 0)  # gone (and reaped), not a zombie

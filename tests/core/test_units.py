@@ -73,6 +73,7 @@ def test_redact_uri():
     assert redact_uri("//alice:pAsSw0rd@127.0.0.1:5000/x?t=1") == "//***@127.0.0.1:5000/x"
     assert redact_uri("sqlite:///tmp/db?password=pAsSw0rd") == "sqlite:///tmp/db"
     assert redact_uri("/tmp/mlruns") == "/tmp/mlruns"
+    assert redact_uri("http://h/a;password=X?t=1") == "http://h/a"
 
 
 def test_tracking_uri_errors_never_show_passwords_and_missing_sqlite_is_refused(tmp_path):
@@ -95,7 +96,8 @@ def test_tracking_uri_errors_never_show_passwords_and_missing_sqlite_is_refused(
     ("sqlite:///tmp/mlflow.db", None), ("databricks://profile:prefix", None), ("postgresql://u@db:5432/x", None),
     (" http://127.0.0.1:5000", "white space"), ("http://127.0.0.1:5000\n", "white space"),
     ("http://127.0.0.1:5000/\x07", "control character"), ("http://[::1:5000", "unclosed '['"),
-    ("http://127.0.0.1:50a0", "port '50a0' is not a number"), ("http://127.0.0.1:70000", "port 70000 is out of range"),
+    ("http://127.0.0.1:50a0", "the port after the host is not a number"),
+    ("http://alice:hunter2-pw", "the port after the host is not a number"), ("http://127.0.0.1:70000", "port 70000 is out of range"),
     ("http://::1:5000", "malformed host"), ("http://[zz]:5000", "malformed IPv6 host"), ("http://:5000", "no host name"),
 ])
 def test_server_uri_problem(uri, fragment):
@@ -158,6 +160,15 @@ def test_junit_one_testcase_per_check():
     assert cases[1].find("failure").get("message") == "accuracy <0.9> & worse"
     assert cases[2].find("error") is not None and cases[3].find("skipped") is not None
     assert root.find("testsuite").get("failures") == "1"
+
+
+def test_junit_stays_well_formed_with_characters_xml_forbids():
+    checks = [CheckResult("smoke.nul", "smoke", Status.ERROR, "raised ValueError: bad byte \x00 and \x1b[31m"),
+              CheckResult("load.requirements", "load", Status.WARNED, "could not be checked: \x07\ufffe")]
+    root = ET.fromstring(render_junit(_report(checks)))  # would raise "not well-formed" before
+    cases = root.findall(".//testcase")
+    assert cases[0].find("error").text == "raised ValueError: bad byte \ufffd and \ufffd[31m"
+    assert cases[1].find("system-out").text == "WARNING: could not be checked: \ufffd\ufffd"
 
 
 def test_markdown_escapes_pipes():
@@ -285,3 +296,25 @@ def test_open_to_model_user_adds_read_bits_only(tmp_path):
     assert oct((workdir / "candidate").stat().st_mode & 0o777) == "0o711"
     assert oct(workdir.stat().st_mode & 0o777) == "0o711"
     assert tmp_path.stat().st_mode == above
+
+
+def test_a_missing_database_driver_is_a_usage_error(monkeypatch):
+    import mlflow
+
+    from gate.registry import Registry
+
+    def no_driver(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+
+    monkeypatch.setattr(mlflow, "MlflowClient", no_driver)
+    with pytest.raises(UsageError, match="tracking URI postgresql://\\*\\*\\*@db:5432/x needs the Python module "
+                                         "'psycopg', which is not installed here"):
+        Registry("postgresql://u:pw@db:5432/x")
+
+
+def test_invisible_characters_in_model_names_are_refused():
+    from gate.uris import model_name_problem
+
+    assert model_name_problem("fraud-prod") is None and model_name_problem("Betrugsmodell-ä") is None
+    for name in ("fraud\u200b", "fraud\u202eprod", "fra\u2028ud"):
+        assert "control or invisible character" in model_name_problem(name)
