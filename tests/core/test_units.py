@@ -318,3 +318,15 @@ def test_invisible_characters_in_model_names_are_refused():
     assert model_name_problem("fraud-prod") is None and model_name_problem("Betrugsmodell-ä") is None
     for name in ("fraud\u200b", "fraud\u202eprod", "fra\u2028ud"):
         assert "control or invisible character" in model_name_problem(name)
+
+
+def test_hide_gate_process_masks_url_secrets_in_the_command_line():
+    code = ("import sys\nfrom gate.sandbox import hide_gate_process\nhide_gate_process()\n"
+            "print(open('/proc/self/cmdline', 'rb').read().decode().split('\\0')[-4:-1])\nprint(sys.argv[1:])\n")
+    argv = ["--tracking-uri=https://alice:hunter2@mlflow.example/x?token=abc&b=1", "plain?not=a-url",
+            "http://h/a;password=pw"]
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True).stdout
+    shown, kept = out.splitlines()
+    assert shown == str(["--tracking-uri=https://alice:*******@mlflow.example/x?token=***&b=*", "plain?not=a-url",
+                         "http://h/a;password=**"])
+    assert kept == str(argv)  # the gate's own copy is untouched
