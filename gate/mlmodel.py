@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 MAX_BYTES = 1 << 20  # MLflow writes a few hundred bytes; more is not a descriptor
-
-
 MAX_DEPTH = 64  # MLflow nests a handful of levels; thousands make PyYAML crawl, then recurse too deep
 
 

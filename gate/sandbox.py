@@ -281,7 +281,7 @@ def kill_leftovers(before: set[int]) -> list[int]:
     detached (adopted by the gate, see adopt_orphans) and their descendants - so nothing of it can
     write the runner's files once they were checked. Only the gate's own descendants: other
     processes of the same user are not model code's. One look at /proc when nothing was left."""
-    me, killed = os.getpid(), []
+    me, killed = os.getpid(), set()  # a set: a killed grandchild comes back once it is the gate's zombie
     while True:
         parents = _parents()
         tree = {pid for pid, parent in parents.items() if parent == me and pid not in before}
@@ -290,11 +290,11 @@ def kill_leftovers(before: set[int]) -> list[int]:
             frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
             tree |= frontier
         if not tree:
-            return killed
+            return sorted(killed)
         for pid in tree:
             try:
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed.add(pid)
             except ProcessLookupError:
                 pass
         for pid in tree:
